@@ -1,0 +1,65 @@
+// swift-tools-version: 6.1
+// Keel: a clustered-service runtime for Swift on Linux.
+// The allowed dependency directions between modules are listed in docs/architecture.md and checked
+// by Tests/KeelArchitectureTests; add a module there before adding it here.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Keel",
+    products: [
+        .library(name: "Keel", targets: ["Keel"]),
+        .library(name: "KeelCore", targets: ["KeelCore"]),
+        .library(name: "KeelIO", targets: ["KeelIO"]),
+        .library(name: "KeelLog", targets: ["KeelLog"]),
+        .library(name: "KeelRaft", targets: ["KeelRaft"]),
+        .library(name: "KeelSimulation", targets: ["KeelSimulation"]),
+        .executable(name: "keel", targets: ["keel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        // Vocabulary, bounded containers, seeded PRNG and the Storage / Transport / Clock protocols.
+        .target(name: "KeelCore", swiftSettings: swiftSettings),
+        // C: liburing (system library) and tiny OS shims Swift cannot reach directly.
+        .systemLibrary(name: "CLiburing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
+        .target(name: "CKeelShims"),
+        // C: CRC32C with the SSE4.2 instruction and a portable fallback. Pure compute, no OS calls.
+        .target(name: "CKeelChecksum"),
+        // Fixed-layout frames and codecs over raw bytes.
+        .target(name: "KeelWire", dependencies: ["KeelCore", "CKeelChecksum"], swiftSettings: swiftSettings),
+        // The pure Raft state machine.
+        .target(name: "KeelRaft", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        // The segmented replicated log over the Storage protocol.
+        .target(name: "KeelLog", dependencies: ["KeelCore", "KeelWire", "CKeelChecksum"], swiftSettings: swiftSettings),
+        // io_uring implementations of Storage / Clock (and later Transport); agent runners.
+        .target(name: "KeelIO", dependencies: ["KeelCore", "CLiburing", "CKeelShims"], swiftSettings: swiftSettings),
+        // Deterministic, fault-injecting implementations of the protocols; simulators and checkers.
+        .target(name: "KeelSimulation", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog"], swiftSettings: swiftSettings),
+        // The umbrella module users import.
+        .target(name: "Keel", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        // The `keel` command.
+        .executableTarget(
+            name: "keel",
+            dependencies: [
+                "Keel", "KeelCore", "KeelIO", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .testTarget(name: "KeelCoreTests", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelChecksumTests", dependencies: ["CKeelChecksum", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelIOTests", dependencies: ["KeelIO", "KeelCore", "CLiburing"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelStorageSpecTests", dependencies: ["KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelRaftTests", dependencies: ["KeelRaft", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelLogTests", dependencies: ["KeelLog", "KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelArchitectureTests", dependencies: [], swiftSettings: swiftSettings),
+    ]
+)

@@ -1,0 +1,1 @@
+// KeelIO: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// KeelLog: see docs/architecture.md.

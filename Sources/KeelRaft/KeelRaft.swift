@@ -1,0 +1,1 @@
+// KeelRaft: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// KeelSimulation: see docs/architecture.md.

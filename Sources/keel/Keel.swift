@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct KeelCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "keel",
+        abstract: "Keel: a clustered-service runtime for Swift on Linux.",
+        subcommands: []
+    )
+}

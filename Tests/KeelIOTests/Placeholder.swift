@@ -1,0 +1,1 @@
+// Tests for KeelIO are added with the module.

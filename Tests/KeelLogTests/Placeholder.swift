@@ -1,0 +1,1 @@
+// Tests for KeelLog are added with the module.

@@ -1,0 +1,1 @@
+// Tests for KeelRaft are added with the module.

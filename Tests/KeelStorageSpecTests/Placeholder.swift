@@ -1,0 +1,1 @@
+// Tests for KeelStorageSpec are added with the module.
