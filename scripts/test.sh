@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Everything CI checks, stage by stage, with each stage's time printed against its budget in
+# docs/development.md. Stops at the first failing stage. Timings are reported, never asserted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SWIFT=${SWIFT:-swift}
+stage_names=()
+stage_seconds=()
+run_stage() {
+  local name=$1 budget_minutes=$2; shift 2
+  echo "::: stage: $name (budget ${budget_minutes} min)"
+  local started=$SECONDS
+  "$@"
+  local took=$((SECONDS - started))
+  stage_names+=("$name")
+  stage_seconds+=("$took")
+  echo "::: stage: $name done in ${took}s"
+  if [ "$took" -gt $((budget_minutes * 60)) ]; then
+    echo "::: warning: stage '$name' took ${took}s, over its ${budget_minutes}-minute budget (docs/development.md)"
+  fi
+}
+
+KEEL=.build/release/keel
+
+run_stage "dependency and debug build" 4 $SWIFT build --build-tests
+run_stage "debug tests" 5 $SWIFT test --skip-build
+run_stage "release build" 4 $SWIFT build -c release --product keel
+run_stage "io benchmark smoke run" 1 $KEEL bench io --quick
+run_stage "Benchmarks/ package compile check" 6 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
+
+echo "::: summary"
+total=0
+for i in "${!stage_names[@]}"; do
+  printf '  %-40s %5ss\n' "${stage_names[$i]}" "${stage_seconds[$i]}"
+  total=$((total + stage_seconds[$i]))
+done
+printf '  %-40s %5ss (budget 25 min)\n' "total" "$total"
