@@ -14,6 +14,8 @@ let package = Package(
         .library(name: "Keel", targets: ["Keel"]),
         .library(name: "KeelCore", targets: ["KeelCore"]),
         .library(name: "KeelIO", targets: ["KeelIO"]),
+        .library(name: "KeelWire", targets: ["KeelWire"]),
+        .library(name: "KeelPOSIX", targets: ["KeelPOSIX"]),
         .library(name: "KeelLog", targets: ["KeelLog"]),
         .library(name: "KeelRaft", targets: ["KeelRaft"]),
         .library(name: "KeelSimulation", targets: ["KeelSimulation"]),
@@ -37,6 +39,8 @@ let package = Package(
         .target(name: "KeelRaft", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // The segmented replicated log over the Storage protocol.
         .target(name: "KeelLog", dependencies: ["KeelCore", "KeelWire", "CKeelChecksum"], swiftSettings: swiftSettings),
+        // Plain-socket Transport for client programs (runs where io_uring is blocked).
+        .target(name: "KeelPOSIX", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // io_uring implementations of Storage / Clock (and later Transport); agent runners.
         .target(name: "KeelIO", dependencies: ["KeelCore", "CLiburing", "CKeelShims"], swiftSettings: swiftSettings),
         // Deterministic, fault-injecting implementations of the protocols; simulators and checkers.
@@ -47,7 +51,7 @@ let package = Package(
         .executableTarget(
             name: "keel",
             dependencies: [
-                "Keel", "KeelCore", "KeelIO", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum",
+                "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -60,6 +64,8 @@ let package = Package(
         .testTarget(name: "KeelStorageSpecTests", dependencies: ["KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelRaftTests", dependencies: ["KeelRaft", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelLogTests", dependencies: ["KeelLog", "KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelWireTests", dependencies: ["KeelWire", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelPOSIXTests", dependencies: ["KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelArchitectureTests", dependencies: [], swiftSettings: swiftSettings),
     ]
 )

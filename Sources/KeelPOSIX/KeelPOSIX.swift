@@ -1,0 +1,1 @@
+// KeelPOSIX: see docs/architecture.md.
