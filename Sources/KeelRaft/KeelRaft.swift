@@ -1,1 +1,0 @@
-// KeelRaft: see docs/architecture.md.

@@ -1,1 +1,0 @@
-// Tests for KeelRaft are added with the module.
