@@ -43,11 +43,11 @@ extension RaftCore {
     }
 
     private mutating func followerTick(slot index: Int, into output: inout RaftOutput) {
-        let heartbeatDue = nowNanos &- progress[index].lastSendNanos >= configuration.heartbeatIntervalNanos
+        let heartbeatDue = nanosSince(progress[index].lastSendNanos) >= configuration.heartbeatIntervalNanos
         switch progress[index].state {
         case .snapshot:
             // No answer for a whole election timeout: the snapshot was lost; find the match point again.
-            if nowNanos &- progress[index].probeSentNanos >= configuration.electionTimeoutMaxNanos {
+            if nanosSince(progress[index].probeSentNanos) >= configuration.electionTimeoutMaxNanos {
                 enterProbe(slot: index, at: termIndex.startPosition)
                 sendAppends(slot: index, into: &output)
             } else if heartbeatDue {
@@ -55,7 +55,7 @@ extension RaftCore {
             }
         case .replicate:
             let stalled = progress[index].inflightBytes > 0
-                && nowNanos &- progress[index].lastProgressNanos >= configuration.replicateTimeoutNanos
+                && nanosSince(progress[index].lastProgressNanos) >= configuration.replicateTimeoutNanos
             if stalled {
                 enterProbe(slot: index, at: progress[index].appendedPosition)
                 sendAppends(slot: index, into: &output)
@@ -63,7 +63,7 @@ extension RaftCore {
                 sendHeartbeat(slot: index, into: &output)
             }
         case .probe:
-            if nowNanos &- progress[index].probeSentNanos >= configuration.heartbeatIntervalNanos {
+            if nanosSince(progress[index].probeSentNanos) >= configuration.heartbeatIntervalNanos {
                 sendAppends(slot: index, into: &output)
             } else if heartbeatDue {
                 sendHeartbeat(slot: index, into: &output)
@@ -96,7 +96,7 @@ extension RaftCore {
         case .snapshot:
             return
         case .probe:
-            guard nowNanos &- progress[index].probeSentNanos >= configuration.heartbeatIntervalNanos else { return }
+            guard nanosSince(progress[index].probeSentNanos) >= configuration.heartbeatIntervalNanos else { return }
             progress[index].probeSentNanos = nowNanos
             sendAppend(slot: index, into: &output)
         case .replicate:

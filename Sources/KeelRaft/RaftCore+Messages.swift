@@ -43,7 +43,7 @@ extension RaftCore {
             // Leader stickiness: while a leader is heard from, a vote request (not a transfer) is
             // disruptive; ignore it without raising our term (thesis §4.2.3).
             let inLease = configuration.checkQuorum && leaderID != nil
-                && nowNanos &- lastLeaderContactNanos < configuration.electionTimeoutMinNanos
+                && nanosSince(lastLeaderContactNanos) < configuration.electionTimeoutMinNanos
             if inLease && !request.transfer { return false }
             if request.preVote { return true }  // a pre-vote changes nobody's term
             becomeFollower(term: message.term, leader: nil)

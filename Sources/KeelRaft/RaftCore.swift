@@ -96,6 +96,8 @@ public struct RaftCore: Sendable {
         case .logCompacted(let position):
             precondition(position <= commitPosition, "only committed entries can be compacted")
             if position > termIndex.startPosition { termIndex.compact(upTo: position) }
+        case .campaign:
+            if role != .leader && !catchingUp { campaign(preVote: configuration.preVote, transfer: false, into: &output) }
         case .transferLeadership(let target):
             transferLeadership(to: target, into: &output)
         }
@@ -112,6 +114,9 @@ public struct RaftCore: Sendable {
     public var endPosition: LogPosition { termIndex.endPosition }
 
     // MARK: - Shared helpers
+
+    /// Time since `instant`; `Int64.min` means "never", which is longer ago than any timeout.
+    func nanosSince(_ instant: Int64) -> Int64 { instant == .min ? .max : nowNanos &- instant }
 
     func slot(of member: MemberID) -> Int? { configuration.members.firstIndex(of: member) }
 

@@ -18,6 +18,9 @@ public enum RaftInput: Sendable {
     case snapshotInstalled(position: LogPosition, term: Term)
     /// The runtime took a snapshot at `position` (at most the commit position) and dropped the log before it.
     case logCompacted(upTo: LogPosition)
+    /// Start a (pre-)vote round now, as if the election timer had fired (an operator's or a test's
+    /// nudge). Ignored by a leader and by a member catching up after a power loss.
+    case campaign
     /// Leader only: hand leadership to `member` once its log is up to date.
     case transferLeadership(to: MemberID)
 }

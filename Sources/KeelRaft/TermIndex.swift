@@ -12,6 +12,10 @@ public struct TermIndex: Sendable, Equatable {
     public struct Run: Sendable, Equatable {
         public var term: Term
         public var start: LogPosition
+        public init(term: Term, start: LogPosition) {
+            self.term = term
+            self.start = start
+        }
     }
 
     /// The first position held (everything before is in a snapshot).

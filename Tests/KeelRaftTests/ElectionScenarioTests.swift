@@ -21,7 +21,7 @@ import Testing
 
     @Test func hardStateIsPersistedBeforeTheVoteIsSent() {
         var cluster = ScenarioHarness(count: 3)
-        cluster.step(0, .tick(nowNanos: 700_000_000))  // pre-vote round
+        cluster.step(0, .campaign)  // pre-vote round
         cluster.deliverAll(rounds: 1)  // pre-vote requests reach 1 and 2
         cluster.deliverAll(rounds: 1)  // grants reach 0, which starts the real election
         cluster.deliverAll(rounds: 1)  // vote requests reach 1 and 2
@@ -119,7 +119,7 @@ import Testing
         cluster.elect(0)
         cluster.run(forNanos: 100_000_000)
         // Member 2 campaigns (say its timer fired early) while 0 and 1 are in contact: refused.
-        cluster.step(2, .tick(nowNanos: cluster.nowNanos + 700_000_000))
+        cluster.step(2, .campaign)
         #expect(cluster.core(2).role == .preCandidate)
         cluster.deliverAll()
         #expect(cluster.core(0).role == .leader)
