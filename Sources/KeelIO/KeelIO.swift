@@ -1,1 +1,0 @@
-// KeelIO: see docs/architecture.md.

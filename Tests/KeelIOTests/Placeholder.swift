@@ -1,1 +1,0 @@
-// Tests for KeelIO are added with the module.
