@@ -1,1 +1,0 @@
-// KeelLog: see docs/architecture.md.

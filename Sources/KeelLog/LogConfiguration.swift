@@ -1,0 +1,56 @@
+import KeelCore
+
+/// How appended bytes reach the segment file.
+public enum LogAppendMethod: String, Sendable, CaseIterable {
+    /// Copy into a writable shared mapping of the preallocated segment: no syscall per append.
+    case mappedCopy
+    /// Encode into a staging buffer and `pwrite` it (`Storage.write`) once per batch.
+    case pwrite
+}
+
+/// The settings of one replicated log.
+public struct LogConfiguration: Sendable {
+    /// The cluster every segment must belong to.
+    public var clusterID: UInt64
+    /// Data bytes per segment (a multiple of 4096); the file is 4096 bytes longer for its header.
+    public var segmentLengthBytes: Int64
+    /// The largest payload one entry may carry; bigger ones are refused with `LogError.payloadTooLarge`.
+    public var maxPayloadBytes: Int
+    /// `durable`: acknowledge what fdatasync covers; `replicated`: acknowledge what is written.
+    public var durability: DurabilityMode
+    /// How appends write (the IO benchmark compares them).
+    public var appendMethod: LogAppendMethod
+    /// Bytes of the staging buffer the `pwrite` method encodes a batch into (one write per fill).
+    public var stagingBufferBytes: Int
+    /// Create (and pre-fault) the next segment once the active one is this full (0…1).
+    public var nextSegmentThreshold: Double
+
+    public init(
+        clusterID: UInt64, segmentLengthBytes: Int64 = 64 << 20, maxPayloadBytes: Int = 1 << 20,
+        durability: DurabilityMode = .durable, appendMethod: LogAppendMethod = .mappedCopy,
+        stagingBufferBytes: Int = 4 << 20, nextSegmentThreshold: Double = 0.5
+    ) {
+        self.clusterID = clusterID
+        self.segmentLengthBytes = segmentLengthBytes
+        self.maxPayloadBytes = maxPayloadBytes
+        self.durability = durability
+        self.appendMethod = appendMethod
+        self.stagingBufferBytes = stagingBufferBytes
+        self.nextSegmentThreshold = nextSegmentThreshold
+    }
+
+    /// The largest frame (header + payload, aligned).
+    public var maxFrameBytes: Int { LogFormat.aligned(LogFormat.frameHeaderBytes + maxPayloadBytes) }
+
+    func validate() throws(LogError) {
+        guard segmentLengthBytes >= 8192, segmentLengthBytes % 4096 == 0 else {
+            throw .badConfiguration("segmentLengthBytes \(segmentLengthBytes) must be a multiple of 4096, at least 8192")
+        }
+        guard maxPayloadBytes >= 0, Int64(maxFrameBytes) <= segmentLengthBytes / 2 else {
+            throw .badConfiguration("maxPayloadBytes \(maxPayloadBytes) must leave a frame at most half a segment")
+        }
+        guard appendMethod == .mappedCopy || stagingBufferBytes >= maxFrameBytes else {
+            throw .badConfiguration("stagingBufferBytes \(stagingBufferBytes) must hold the largest frame (\(maxFrameBytes))")
+        }
+    }
+}

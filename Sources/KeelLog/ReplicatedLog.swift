@@ -1,0 +1,343 @@
+import KeelCore
+import Synchronization
+
+/// What opening a log found and did.
+public struct LogRecoveryReport: Sendable, Equatable {
+    /// Where the log begins (after compaction it need not be 0).
+    public var startPosition: LogPosition
+    /// The end of the last whole, valid frame: where the next append goes.
+    public var endPosition: LogPosition
+    /// The term of the last frame (the log-start term when there is none).
+    public var lastTerm: Term
+    /// The highest durable position any valid batch recorded.
+    public var highestRecordedDurablePosition: LogPosition
+    /// A torn tail that was cut: from where, how many bytes were zeroed, and why the first bad frame was bad.
+    public var cutTail: (position: LogPosition, bytesZeroed: Int64, reason: String)?
+    /// Segment files removed because their creation was torn or they lay wholly before the log start.
+    public var removedSegments: [String]
+
+    public static func == (lhs: LogRecoveryReport, rhs: LogRecoveryReport) -> Bool {
+        lhs.startPosition == rhs.startPosition && lhs.endPosition == rhs.endPosition && lhs.lastTerm == rhs.lastTerm
+            && lhs.highestRecordedDurablePosition == rhs.highestRecordedDurablePosition
+            && lhs.cutTail?.position == rhs.cutTail?.position && lhs.cutTail?.bytesZeroed == rhs.cutTail?.bytesZeroed
+            && lhs.removedSegments == rhs.removedSegments
+    }
+}
+
+/// The replicated log: segments over a `Storage`, appended in batches, read zero-copy through the
+/// mappings, made durable by group-committed fdatasyncs (DESIGN.md decisions 4 and 7).
+///
+/// Owned by one thread (the consensus agent): `append…`, `commitBatch`, `poll`, `truncate` and the
+/// rest are called there and never block on a sync (truncation and segment creation do synchronous
+/// control-path I/O). Other threads read through `reader` up to the published appended position.
+///
+/// Batches: `append` places frames (straight into the mapping, or into a staging buffer for the
+/// pwrite method); `commitBatch` writes what is staged, publishes the new appended position and
+/// starts an fdatasync if none is in flight. `poll` reaps the sync's completion, advances the durable
+/// position and starts the next sync: at most one in flight, the next batch gathering meanwhile.
+public final class ReplicatedLog<S: Storage> {
+    /// The storage the segments live in (the log must be its only asynchronous user).
+    public let storage: S
+    /// The settings the log was opened with.
+    public let configuration: LogConfiguration
+    /// Positions and mappings for readers on other threads.
+    public let publication: LogPublication
+    /// What opening the log found.
+    public let recoveryReport: LogRecoveryReport
+    /// Which term wrote which part of the log.
+    public internal(set) var termIndex: TermIndex
+    /// The end of the last committed batch.
+    public internal(set) var appendedPosition: LogPosition
+    /// Everything below this is covered by a completed fdatasync.
+    public internal(set) var durablePosition: LogPosition
+
+    let segmentLength: Int64
+    var segments: [LogSegment]
+    var logStartRecord: SlottedRecordFile<S>
+    let maxFrameBytes: Int
+
+    // The open batch.
+    var batchOpen = false
+    var cursor: LogPosition
+    var batchDurablePosition: LogPosition
+    // The pwrite method's staging buffer: `stagedBytes` bytes for positions from `stagingPosition`.
+    let staging: UnsafeMutableRawPointer
+    let stagingCapacity: Int
+    var stagingPosition: LogPosition
+    var stagedBytes = 0
+
+    // Group commit: at most one fdatasync in flight.
+    var completions: IOCompletionBuffer
+    var syncInFlight = false
+    var syncTarget: LogPosition = .zero
+    var syncGeneration: UInt64 = 0
+    static var tokenTag: UInt64 { 0x4B4C_4F47 << 32 }  // "KLOG"
+    static var tokenTagMask: UInt64 { 0xFFFF_FFFF << 32 }
+
+    /// Opens the log in `storage`'s directory, creating it when empty, and recovers it (see
+    /// docs/log-format.md): cuts a torn tail of unsynced writes, refuses corruption below the durable
+    /// position any valid batch recorded, and makes what remains durable before returning.
+    public init(storage: S, configuration: LogConfiguration) throws(LogError) {
+        try configuration.validate()
+        self.storage = storage
+        self.configuration = configuration
+        segmentLength = configuration.segmentLengthBytes
+        maxFrameBytes = configuration.maxFrameBytes
+        publication = LogPublication(segmentLengthBytes: segmentLength)
+        let recovered = try LogRecovery<S>(storage: storage, configuration: configuration).run()
+        segments = recovered.segments
+        logStartRecord = recovered.logStartRecord
+        termIndex = recovered.termIndex
+        recoveryReport = recovered.report
+        appendedPosition = recovered.report.endPosition
+        durablePosition = recovered.report.endPosition
+        cursor = appendedPosition
+        batchDurablePosition = durablePosition
+        stagingPosition = appendedPosition
+        stagingCapacity = configuration.appendMethod == .pwrite ? configuration.stagingBufferBytes : 0
+        staging = .allocate(byteCount: max(stagingCapacity, 64), alignment: 4096)
+        completions = IOCompletionBuffer(capacity: 16)
+        for segment in segments { publication.setSegmentData(start: segment.start.rawValue, base: segment.data) }
+        publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
+        publication.appendedPosition.store(appendedPosition.rawValue, ordering: .releasing)
+    }
+
+    deinit {
+        for segment in segments { segment.close(storage: storage) }
+        logStartRecord.close()
+        staging.deallocate()
+    }
+
+    /// A reader of this log, usable on any thread.
+    public var reader: LogReader { LogReader(publication: publication) }
+    /// Where the log begins.
+    public var startPosition: LogPosition { termIndex.logStart }
+    /// The term of the last committed frame.
+    public var lastTerm: Term { termIndex.lastTerm }
+    /// What this node may acknowledge: the durable position in `durable` mode, the appended one in `replicated`.
+    public var acknowledgedPosition: LogPosition {
+        configuration.durability == .durable ? durablePosition : appendedPosition
+    }
+
+    // MARK: Append
+
+    /// Places one entry of `term` into the open batch (opening one if needed). Refuses a payload over
+    /// `maxPayloadBytes`. Nothing is visible to readers until `commitBatch`.
+    public func append(term: Term, _ entry: LogEntryHeader, payload: UnsafeRawBufferPointer) throws(LogError) {
+        guard payload.count <= configuration.maxPayloadBytes else {
+            throw .payloadTooLarge(bytes: payload.count, maximumBytes: configuration.maxPayloadBytes)
+        }
+        precondition(entry.type != .padding, "padding is written by the log itself")
+        let occupied = LogFormat.aligned(LogFormat.frameHeaderBytes + payload.count)
+        let destination = try reserve(occupiedBytes: occupied, term: term)
+        _ = FrameCodec.encodeFrame(into: destination, term: term, entry: entry, durablePosition: batchDurablePosition, payload: payload)
+        placed(occupiedBytes: occupied, term: term)
+    }
+
+    /// Places one entry whose `payloadBytes`-byte payload `encode` writes in place (no copy).
+    public func append<E: Error>(
+        term: Term, _ entry: LogEntryHeader, payloadBytes: Int, encode: (UnsafeMutableRawBufferPointer) throws(E) -> Void
+    ) throws(LogError) {
+        guard payloadBytes <= configuration.maxPayloadBytes else {
+            throw .payloadTooLarge(bytes: payloadBytes, maximumBytes: configuration.maxPayloadBytes)
+        }
+        precondition(entry.type != .padding, "padding is written by the log itself")
+        let length = LogFormat.frameHeaderBytes + payloadBytes
+        let occupied = LogFormat.aligned(length)
+        let destination = try reserve(occupiedBytes: occupied, term: term)
+        do {
+            try encode(UnsafeMutableRawBufferPointer(start: destination + LogFormat.frameHeaderBytes, count: payloadBytes))
+        } catch {
+            abandonBatch()
+            throw .invalidFrames(position: cursor, reason: "payload encoder failed: \(error)")
+        }
+        _ = FrameCodec.sealFrame(destination, length: length, occupied: occupied, term: term, entry: entry, durablePosition: batchDurablePosition)
+        placed(occupiedBytes: occupied, term: term)
+    }
+
+    /// Ends the open batch: writes what is staged (pwrite method), publishes the new appended
+    /// position (release) and starts an fdatasync if none is in flight. Returns the appended position.
+    @discardableResult
+    public func commitBatch() throws(LogError) -> LogPosition {
+        guard batchOpen else { return appendedPosition }
+        do { try flushStaging() } catch { abandonBatch(); throw error }
+        batchOpen = false
+        appendedPosition = cursor
+        publication.appendedPosition.store(cursor.rawValue, ordering: .releasing)
+        prepareNextSegmentIfDue()
+        _ = try startSyncIfIdle()
+        return cursor
+    }
+
+    /// Drops the open batch: nothing placed since the last commit stays (zeroed where written).
+    public func abandonBatch() {
+        guard batchOpen else { return }
+        batchOpen = false
+        try? zero(from: appendedPosition, to: cursor, sync: false)
+        termIndex.truncate(from: appendedPosition)
+        cursor = appendedPosition
+        stagingPosition = appendedPosition
+        stagedBytes = 0
+    }
+
+    /// Returns where a frame of `occupiedBytes` goes, rolling to the next segment (with padding) when
+    /// it does not fit in this one.
+    @inline(__always)
+    func reserve(occupiedBytes: Int, term: Term) throws(LogError) -> UnsafeMutableRawPointer {
+        if !batchOpen {
+            batchOpen = true
+            batchDurablePosition = durablePosition
+            stagingPosition = cursor
+            stagedBytes = 0
+        }
+        precondition(term >= termIndex.lastTerm, "appended terms never go backwards")
+        do {
+            if Int(cursor.rawValue % segmentLength) + occupiedBytes > Int(segmentLength) { try pad(term: term) }
+            if cursor.rawValue >= lastSegmentEnd { try createNextSegment() }
+            if configuration.appendMethod == .pwrite {
+                if stagedBytes + occupiedBytes > stagingCapacity { try flushStaging() }
+                return staging + stagedBytes
+            }
+        } catch {
+            abandonBatch()
+            throw error
+        }
+        let segment = segments[segmentIndex(of: cursor)]
+        return segment.writableData + Int(cursor.bytes(since: segment.start))
+    }
+
+    @inline(__always)
+    func placed(occupiedBytes: Int, term: Term) {
+        termIndex.noteFrame(term: term, at: cursor)
+        cursor = cursor.advanced(by: Int64(occupiedBytes))
+        if configuration.appendMethod == .pwrite { stagedBytes += occupiedBytes }
+    }
+
+    /// Fills the rest of the cursor's segment with a padding frame and moves to the next segment.
+    func pad(term: Term) throws(LogError) {
+        let remaining = Int(segmentLength - cursor.rawValue % segmentLength)
+        switch configuration.appendMethod {
+        case .mappedCopy:
+            let segment = segments[segmentIndex(of: cursor)]
+            FrameCodec.encodePadding(into: segment.writableData + Int(cursor.bytes(since: segment.start)), bytes: remaining, term: term)
+        case .pwrite:
+            if stagedBytes + LogFormat.paddingFrameMinimumBytes > stagingCapacity { try flushStaging() }
+            FrameCodec.encodePadding(into: staging + stagedBytes, bytes: remaining, term: term)
+            stagedBytes += LogFormat.paddingFrameMinimumBytes
+            try flushStaging()
+        }
+        termIndex.noteFrame(term: term, at: cursor)
+        cursor = cursor.advanced(by: Int64(remaining))
+        stagingPosition = cursor
+    }
+
+    /// Writes the staged bytes with one `pwrite` (the pwrite method; a no-op otherwise).
+    func flushStaging() throws(LogError) {
+        guard stagedBytes > 0 else { return }
+        let segment = segments[segmentIndex(of: stagingPosition)]
+        do {
+            try storage.write(segment.file, at: segment.fileOffset(of: stagingPosition), UnsafeRawBufferPointer(start: staging, count: stagedBytes))
+        } catch { throw .storage(error) }
+        stagingPosition = stagingPosition.advanced(by: Int64(stagedBytes))
+        stagedBytes = 0
+    }
+
+    // MARK: Segments
+
+    var lastSegmentEnd: Int64 { segments[segments.count - 1].start.rawValue + segmentLength }
+
+    @inline(__always)
+    func segmentIndex(of position: LogPosition) -> Int {
+        let index = Int((position.rawValue - segments[0].start.rawValue) / segmentLength)
+        precondition(index >= 0 && index < segments.count, "position \(position) lies outside the open segments")
+        return index
+    }
+
+    func createNextSegment() throws(LogError) {
+        guard segments.count < publication.slotCount else {
+            throw .badConfiguration("more than \(publication.slotCount) segments open; delete old segments or use bigger ones")
+        }
+        let segment = try LogSegment.create(storage: storage, start: LogPosition(lastSegmentEnd), configuration: configuration)
+        _ = segment.prefault()
+        publication.setSegmentData(start: segment.start.rawValue, base: segment.data)
+        segments.append(segment)
+    }
+
+    /// Creates the next segment ahead of need once the active one passes the threshold, so a full
+    /// disk shows up before the active segment runs out and roll-over costs no file creation.
+    func prepareNextSegmentIfDue() {
+        let offset = Double(cursor.rawValue % segmentLength)
+        guard lastSegmentEnd - cursor.rawValue <= segmentLength,
+              offset >= configuration.nextSegmentThreshold * Double(segmentLength) else { return }
+        try? createNextSegment()  // A failure (full disk) is reported by the append that needs the segment.
+    }
+
+    /// Zeroes [from, to) in the segment files (never shrinking them), optionally fdatasyncing each.
+    func zero(from: LogPosition, to: LogPosition, sync: Bool) throws(LogError) {
+        var position = from
+        while position < to {
+            let segment = segments[segmentIndex(of: position)]
+            let pieceEnd = min(to, segment.start.advanced(by: segmentLength))
+            do {
+                try storage.zeroRange(segment.file, at: segment.fileOffset(of: position), bytes: pieceEnd.bytes(since: position))
+                if sync { try storage.datasync(segment.file) }
+            } catch { throw .storage(error) }
+            position = pieceEnd
+        }
+    }
+
+    // MARK: Durability
+
+    /// One duty-cycle step: reaps the fdatasync completion, advances the durable position, and starts
+    /// the next sync if anything is unsynced. Never blocks. Returns the work done (0 when idle).
+    @discardableResult
+    public func poll() throws(LogError) -> Int {
+        var work = 0
+        storage.reapCompletions(into: &completions)
+        var failure: IOError?
+        for index in 0..<completions.count {
+            let completion = completions[index]
+            guard completion.token.rawValue & Self.tokenTagMask == Self.tokenTag else { continue }
+            work += 1
+            syncInFlight = false
+            if let error = completion.error { failure = error; continue }
+            // A sync submitted before a truncation says nothing about what was appended after it.
+            guard completion.token.rawValue & ~Self.tokenTagMask == syncGeneration else { continue }
+            if syncTarget > durablePosition {
+                durablePosition = syncTarget
+                publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
+            }
+        }
+        completions.removeAll()
+        if let failure { throw .storage(failure) }
+        return work + (try startSyncIfIdle())
+    }
+
+    func startSyncIfIdle() throws(LogError) -> Int {
+        guard !syncInFlight, durablePosition < appendedPosition else { return 0 }
+        let segment = segments[segmentIndex(of: durablePosition)]
+        let target = min(appendedPosition, segment.start.advanced(by: segmentLength))
+        do {
+            try storage.submitDatasync(segment.file, token: IOToken(Self.tokenTag | syncGeneration))
+            try storage.flushSubmissions()
+        } catch { throw .storage(error) }
+        syncInFlight = true
+        syncTarget = target
+        return 1
+    }
+
+    /// Polls and waits on the storage until `position` is durable or `timeoutNanos` of waiting
+    /// has passed; returns whether it is durable (for tests, tools and shutdown — not the duty cycle).
+    public func waitUntilDurable(_ position: LogPosition, timeoutNanos: Int64 = 10_000_000_000) throws(LogError) -> Bool {
+        var waitedNanos: Int64 = 0
+        let stepNanos: Int64 = 1_000_000
+        while true {
+            try poll()
+            if durablePosition >= position || durablePosition >= appendedPosition && position > appendedPosition { break }
+            if waitedNanos >= timeoutNanos { break }
+            do { try storage.waitForCompletions(timeoutNanos: stepNanos) } catch { throw .storage(error) }
+            waitedNanos += stepNanos
+        }
+        return durablePosition >= position
+    }
+}

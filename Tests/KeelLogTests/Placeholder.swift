@@ -1,1 +1,0 @@
-// Tests for KeelLog are added with the module.
