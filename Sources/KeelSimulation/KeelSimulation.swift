@@ -1,1 +1,0 @@
-// KeelSimulation: see docs/architecture.md.

@@ -1,0 +1,168 @@
+import KeelCore
+
+/// One asynchronous operation submitted to a `SimulatedStorage`.
+struct SimulatedOperation {
+    enum Kind { case write, datasync }
+
+    let kind: Kind
+    let token: IOToken
+    let file: SimulatedFile
+    let offset: Int64
+    /// The caller's bytes for a write; they must stay valid until the completion is reaped.
+    let bytes: UnsafeRawBufferPointer
+    /// Submission order.
+    let sequence: UInt64
+    /// For a datasync linked after a write: that write's sequence.
+    let linkedAfter: UInt64?
+
+    var completionOperation: IOOperation { kind == .write ? .write : .datasync }
+}
+
+/// The asynchronous path of a `SimulatedStorage`, shaped like an io_uring: submissions queue until
+/// flushed, flushed operations complete in a seeded order (a linked datasync never before its
+/// write), and completions wait until reaped.
+struct SimulatedOperationQueue {
+    private var queued: [SimulatedOperation] = []
+    private var inFlight: [SimulatedOperation] = []
+    private var arrived: [IOCompletion] = []
+    private var arrivedHead = 0
+    private var nextSequence: UInt64 = 0
+
+    var hasArrived: Bool { arrivedHead < arrived.count }
+    var pendingCount: Int { queued.count + inFlight.count }
+
+    mutating func submitWrite(_ file: SimulatedFile, at offset: Int64, _ bytes: UnsafeRawBufferPointer, token: IOToken, thenDatasync: Bool) {
+        let write = makeOperation(.write, file, offset: offset, bytes: bytes, token: token, linkedAfter: nil)
+        queued.append(write)
+        if thenDatasync {
+            queued.append(makeOperation(.datasync, file, offset: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0), token: token, linkedAfter: write.sequence))
+        }
+    }
+
+    mutating func submitDatasync(_ file: SimulatedFile, token: IOToken) {
+        queued.append(makeOperation(.datasync, file, offset: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0), token: token, linkedAfter: nil))
+    }
+
+    private mutating func makeOperation(
+        _ kind: SimulatedOperation.Kind, _ file: SimulatedFile, offset: Int64, bytes: UnsafeRawBufferPointer, token: IOToken, linkedAfter: UInt64?
+    ) -> SimulatedOperation {
+        defer { nextSequence += 1 }
+        return SimulatedOperation(kind: kind, token: token, file: file, offset: offset, bytes: bytes, sequence: nextSequence, linkedAfter: linkedAfter)
+    }
+
+    /// Hands queued operations to the simulated device.
+    mutating func flush() {
+        inFlight.append(contentsOf: queued)
+        queued.removeAll(keepingCapacity: true)
+    }
+
+    /// Completes ready in-flight operations in random order: one after another while the disk's
+    /// `completionChance` says so, and at least one (if any is in flight) when `atLeastOne`.
+    mutating func completeReady(on disk: SimulatedDisk, atLeastOne: Bool) {
+        var mustComplete = atLeastOne
+        while !inFlight.isEmpty {
+            guard mustComplete || disk.random.chance(disk.faults.completionChance) else { return }
+            mustComplete = false
+            let ready = readyIndices()
+            precondition(!ready.isEmpty, "an in-flight operation is always ready (a linked datasync follows its write)")
+            let chosen = ready[Int(disk.random.integer(in: 0...Int64(ready.count - 1)))]
+            complete(inFlight.remove(at: chosen), on: disk)
+        }
+    }
+
+    private func readyIndices() -> [Int] {
+        inFlight.indices.filter { index in
+            guard let write = inFlight[index].linkedAfter else { return true }
+            return !inFlight.contains { $0.sequence == write }
+        }
+    }
+
+    private mutating func complete(_ operation: SimulatedOperation, on disk: SimulatedDisk) {
+        let errno: Int32?
+        switch operation.kind {
+        case .write: errno = disk.performWrite(operation.file, at: operation.offset, operation.bytes)
+        case .datasync: errno = disk.performDatasync(operation.file)
+        }
+        let result = errno.map { -$0 } ?? (operation.kind == .write ? Int32(operation.bytes.count) : 0)
+        arrived.append(IOCompletion(token: operation.token, operation: operation.completionOperation, result: result))
+        guard errno != nil, operation.kind == .write,
+              let linked = inFlight.firstIndex(where: { $0.linkedAfter == operation.sequence }) else { return }
+        // A failed write breaks its link: the datasync after it is cancelled, as io_uring does.
+        let cancelled = inFlight.remove(at: linked)
+        arrived.append(IOCompletion(token: cancelled.token, operation: .datasync, result: -Errno.canceled))
+    }
+
+    /// Moves arrived completions into `completions`, oldest first, as many as fit.
+    mutating func moveArrived(into completions: inout IOCompletionBuffer) {
+        while arrivedHead < arrived.count, completions.append(arrived[arrivedHead]) {
+            arrivedHead += 1
+        }
+        if arrivedHead == arrived.count {
+            arrived.removeAll(keepingCapacity: true)
+            arrivedHead = 0
+        }
+    }
+
+    /// The process died: each queued or in-flight operation, in submission order, happened (a write
+    /// perhaps only for a prefix of its sectors) or did not. A linked datasync can have happened
+    /// only if its whole write did. Injected failures are not consumed.
+    mutating func abandon(on disk: SimulatedDisk, random: inout SeededRandom, faults: SimulatedFaultModel) {
+        let pending = (inFlight + queued).sorted { $0.sequence < $1.sequence }
+        var wholeWrites = Set<UInt64>()
+        for operation in pending where random.chance(faults.pendingOperationHappenedChance) {
+            switch operation.kind {
+            case .write:
+                let kept = Self.keptPrefixBytes(of: operation, random: &random)
+                let prefix = UnsafeRawBufferPointer(rebasing: operation.bytes[0..<kept])
+                if disk.growthError(operation.file, toLength: Int(operation.offset) + kept) == nil {
+                    operation.file.write(at: Int(operation.offset), prefix)
+                    if kept == operation.bytes.count { wholeWrites.insert(operation.sequence) }
+                }
+            case .datasync:
+                if let write = operation.linkedAfter, !wholeWrites.contains(write) { continue }
+                operation.file.sync()
+            }
+        }
+        queued.removeAll()
+        inFlight.removeAll()
+        arrived.removeAll()
+        arrivedHead = 0
+    }
+
+    /// How much of a write a crash let through: whole sectors from its start, or all of it.
+    private static func keptPrefixBytes(of operation: SimulatedOperation, random: inout SeededRandom) -> Int {
+        let count = operation.bytes.count
+        let sector = operation.file.sectorSizeBytes
+        let start = Int(operation.offset)
+        // Sector boundaries inside the write, then its end.
+        var boundaries: [Int] = []
+        var boundary = (start / sector + 1) * sector
+        while boundary < start + count {
+            boundaries.append(boundary - start)
+            boundary += sector
+        }
+        boundaries.append(count)
+        return boundaries[Int(random.integer(in: 0...Int64(boundaries.count - 1)))]
+    }
+}
+
+extension SimulatedDisk {
+    /// Writes `bytes` into the page cache of `file`, or returns the errno the write fails with
+    /// (injected, EINVAL for a negative offset, EFBIG or ENOSPC) and changes nothing.
+    func performWrite(_ file: SimulatedFile, at offset: Int64, _ bytes: UnsafeRawBufferPointer) -> Int32? {
+        if let injected = takeInjectedFailure(for: .write) { return injected }
+        guard offset >= 0 else { return Errno.invalid }
+        let end = offset + Int64(bytes.count)
+        guard end <= Int64(file.capacityBytes) else { return simulatedErrnoFileTooBig }
+        if let growth = growthError(file, toLength: Int(end)) { return growth }
+        file.write(at: Int(offset), bytes)
+        return nil
+    }
+
+    /// Makes the page cache of `file` stable, or returns the injected errno and changes nothing.
+    func performDatasync(_ file: SimulatedFile) -> Int32? {
+        if let injected = takeInjectedFailure(for: .datasync) { return injected }
+        file.sync()
+        return nil
+    }
+}

@@ -1,1 +1,0 @@
-// Tests for KeelStorageSpec are added with the module.
