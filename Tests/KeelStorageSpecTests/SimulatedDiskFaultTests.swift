@@ -213,6 +213,20 @@ import Testing
         #expect(try storage.fileSize(file) == 4097, "space freed, writes grow again")
     }
 
+    @Test func aClosedFileCannotBeUsed() throws {
+        let storage = SimulatedStorage(disk: Self.disk(seed: 12, faults: .loseAllUnsynced))
+        let file = try storage.openFile("f", create: true)
+        try storage.write(file, at: 0, bytes: [1])
+        storage.closeFile(file)
+        let read = #expect(throws: IOError.self) { try storage.read(file, at: 0, count: 1) }
+        #expect(read?.operation == .read && read?.errno == Errno.badFile)
+        let sync = #expect(throws: IOError.self) { try storage.submitDatasync(file, token: IOToken(1)) }
+        #expect(sync?.operation == .datasync && sync?.errno == Errno.badFile)
+        let reopened = try storage.openFile("f", create: false)
+        #expect(reopened != file, "a new open gets a new identity")
+        #expect(try storage.read(reopened, at: 0, count: 1) == [1])
+    }
+
     @Test func fileCapacityIsALimit() throws {
         let disk = Self.disk(seed: 7, faults: .loseAllUnsynced, fileCapacityBytes: 64 * 1024)
         let storage = SimulatedStorage(disk: disk)

@@ -181,6 +181,16 @@ enum StorageSpec {
         #expect(done == [IOCompletion(token: IOToken(5), operation: .datasync, result: 0)])
     }
 
+    static func emptyMappingHoldsNothing<S: Storage>(_ storage: S) throws {
+        let file = try storage.openFile("empty", create: true)
+        defer { storage.closeFile(file) }
+        let mapping = try storage.mapForReading(file, bytes: 0)
+        #expect(mapping.count == 0, "mapping zero bytes of an empty file gives an empty buffer")
+        storage.unmap(mapping)
+        let beyond = #expect(throws: IOError.self) { try storage.mapForReading(file, bytes: 4096) }
+        #expect(beyond?.operation == .map && beyond?.errno == Errno.invalid, "mapping beyond the end is refused")
+    }
+
     static func errorsNameTheirOperation<S: Storage>(_ storage: S) throws {
         let missing = #expect(throws: IOError.self) { try storage.openFile("missing", create: false) }
         #expect(missing?.operation == .open && missing?.errno == Errno.noEntry, "open of a missing file without create is ENOENT")
@@ -189,13 +199,16 @@ enum StorageSpec {
         let renamed = #expect(throws: IOError.self) { try storage.renameFile("missing", to: "other") }
         #expect(renamed?.operation == .rename && renamed?.errno == Errno.noEntry)
 
-        let file = try storage.openFile("closed", create: true)
-        try storage.write(file, at: 0, bytes: [1])
-        storage.closeFile(file)
-        let read = #expect(throws: IOError.self) { try storage.read(file, at: 0, count: 1) }
-        #expect(read?.operation == .read && read?.errno == Errno.badFile, "read on a closed file")
-        let write = #expect(throws: IOError.self) { try storage.write(file, at: 0, bytes: [2]) }
-        #expect(write?.operation == .write && write?.errno == Errno.badFile, "write on a closed file")
+        // A file that is not open. (Closing a real descriptor and using it again would race with
+        // other tests reusing the number, so use one above any descriptor limit; the simulated
+        // storage's closed-file case is in SimulatedDiskFaultTests.)
+        let notOpen = FileID(rawValue: 999_999)
+        let read = #expect(throws: IOError.self) { try storage.read(notOpen, at: 0, count: 1) }
+        #expect(read?.operation == .read && read?.errno == Errno.badFile, "read on a file that is not open")
+        let write = #expect(throws: IOError.self) { try storage.write(notOpen, at: 0, bytes: [2]) }
+        #expect(write?.operation == .write && write?.errno == Errno.badFile, "write on a file that is not open")
+        let size = #expect(throws: IOError.self) { try storage.fileSize(notOpen) }
+        #expect(size?.operation == .stat && size?.errno == Errno.badFile, "size of a file that is not open")
     }
 
     // MARK: Helpers

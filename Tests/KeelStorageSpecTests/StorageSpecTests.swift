@@ -1,10 +1,12 @@
 import KeelCore
+import KeelIO
 import KeelSimulation
 import Testing
 
 /// The implementations the spec runs against.
 enum StorageUnderTest: String, CaseIterable, CustomStringConvertible, Sendable {
     case simulated
+    case ioUring
 
     var description: String { rawValue }
 
@@ -14,6 +16,14 @@ enum StorageUnderTest: String, CaseIterable, CustomStringConvertible, Sendable {
         case .simulated:
             let disk = SimulatedDisk(seed: 42)
             try body(SimulatedStorage(disk: disk, directory: "spec"))
+        case .ioUring:
+            let directory = TemporaryDirectory()
+            let path = directory.path
+            do {
+                let ring = try Ring()
+                try body(IOUringStorage(directory: path, ring: ring))
+            }
+            withExtendedLifetime(directory) {}
         }
     }
 }
@@ -58,6 +68,11 @@ enum StorageUnderTest: String, CaseIterable, CustomStringConvertible, Sendable {
     @Test(arguments: StorageUnderTest.allCases)
     func reapNeverBlocksAndWaitReturns(_ kind: StorageUnderTest) throws {
         try kind.withStorage { try StorageSpec.reapNeverBlocksAndWaitReturns($0) }
+    }
+
+    @Test(arguments: StorageUnderTest.allCases)
+    func emptyMappingHoldsNothing(_ kind: StorageUnderTest) throws {
+        try kind.withStorage { try StorageSpec.emptyMappingHoldsNothing($0) }
     }
 
     @Test(arguments: StorageUnderTest.allCases)

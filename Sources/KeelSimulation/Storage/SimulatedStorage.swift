@@ -97,8 +97,11 @@ public final class SimulatedStorage: Storage {
         return id
     }
 
+    /// Closing a file this storage did not open (or closed already) is a bug, as with real descriptors;
+    /// after a crash every file counts as closed and closing is a no-op.
     public func closeFile(_ file: FileID) {
-        openFiles[file.rawValue] = nil
+        let wasOpen = openFiles.removeValue(forKey: file.rawValue) != nil
+        precondition(wasOpen || isCrashed, "closing \(file), which \(location) did not open")
     }
 
     public func deleteFile(_ name: String) throws(IOError) {
@@ -174,7 +177,9 @@ public final class SimulatedStorage: Storage {
 
     private func map(_ file: FileID, bytes: Int, writable: Bool) throws(IOError) -> UnsafeMutableRawBufferPointer {
         let open = try openFile(file, for: .map)
-        guard bytes > 0, bytes <= open.file.cacheLengthBytes else {
+        precondition(bytes >= 0, "mapping size must not be negative")
+        if bytes == 0 { return UnsafeMutableRawBufferPointer(start: nil, count: 0) }
+        guard bytes <= open.file.cacheLengthBytes else {
             throw IOError(.map, errno: Errno.invalid, subject: subject(open.name))
         }
         try throwInjectedFailure(.map, open.name)
@@ -184,7 +189,7 @@ public final class SimulatedStorage: Storage {
     }
 
     public func unmap(_ mapping: UnsafeRawBufferPointer) {
-        guard let base = mapping.baseAddress else { return }
+        guard let base = mapping.baseAddress else { return }  // an empty mapping holds nothing
         guard let index = mappings.lastIndex(where: { $0.base == base && $0.bytes == mapping.count }) else {
             preconditionFailure("unmap of \(mapping.count) bytes at \(base): not a live mapping of \(location)")
         }
