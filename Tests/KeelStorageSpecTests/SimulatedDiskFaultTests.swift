@@ -104,6 +104,24 @@ import Testing
         #expect(bytes[5000] == 0, "a mapped store not covered by a datasync is lost")
     }
 
+    @Test func aDeadProcessUnmappingDoesNotHideTheNextProcessesMappedStores() throws {
+        let disk = Self.disk(seed: 13, faults: .loseAllUnsynced)
+        let first = SimulatedStorage(disk: disk)
+        try Self.createSynced(first, "segment", [UInt8](repeating: 0, count: 4096))
+        let oldMapping = try first.mapForWriting(try first.openFile("segment", create: false), bytes: 4096)
+        disk.crashProcess()
+
+        let second = SimulatedStorage(disk: disk)
+        let file = try second.openFile("segment", create: false)
+        let mapping = try second.mapForWriting(file, bytes: 4096)
+        first.unmap(UnsafeRawBufferPointer(oldMapping))   // the dead process's objects going away
+        mapping[1] = 0x11
+        try second.datasync(file)
+        mapping[2] = 0x22   // unsynced: must be lost
+        disk.powerLoss()
+        #expect(disk.contents(ofFile: "segment")?.prefix(3) == [0, 0x11, 0])
+    }
+
     @Test func unsyncedDirectoryChangesAreUndoneAtPowerLoss() throws {
         let disk = Self.disk(seed: 3, faults: .loseAllUnsynced)
         let storage = SimulatedStorage(disk: disk)

@@ -9,9 +9,9 @@ import KeelCore
 ///
 /// After `disk.crashProcess()` or `disk.powerLoss()` this storage is dead: its operations fail with
 /// EIO and it reaps nothing. Make a new storage on the same disk to "restart the process".
-/// Mappings it handed out stay readable until unmapped (or this storage is released), but a dead
-/// process must not store through them: the simulator cannot stop it, and the stores would land in
-/// the new process's page cache.
+/// A dead process must not touch the mappings it was handed: the crash releases them (unmapping
+/// them afterwards is a no-op), and a file's memory is freed once no directory, open file or live
+/// mapping refers to it.
 public final class SimulatedStorage: Storage {
     /// The disk this storage works on.
     public let disk: SimulatedDisk
@@ -190,6 +190,7 @@ public final class SimulatedStorage: Storage {
 
     public func unmap(_ mapping: UnsafeRawBufferPointer) {
         guard let base = mapping.baseAddress else { return }  // an empty mapping holds nothing
+        if isCrashed { return }  // the crash released every mapping of the dead process
         guard let index = mappings.lastIndex(where: { $0.base == base && $0.bytes == mapping.count }) else {
             preconditionFailure("unmap of \(mapping.count) bytes at \(base): not a live mapping of \(location)")
         }
@@ -237,5 +238,10 @@ public final class SimulatedStorage: Storage {
         isCrashed = true
         operations.abandon(on: disk, random: &random, faults: faults)
         openFiles.removeAll()
+        // The dead process's mappings no longer count as live writable ones (what they stored stays
+        // in the page cache, unsynced). The records go too, so that the files' memory is released
+        // with the last reference.
+        for mapping in mappings { mapping.file.mappingReleased(bytes: mapping.bytes, writable: mapping.writable) }
+        mappings.removeAll()
     }
 }
