@@ -5,7 +5,7 @@ import KeelCore
 /// A named POSIX thread running one closure. The closure is `sending`: whatever it captures (an
 /// agent, its storage and ring) moves to the new thread and is no longer reachable from the caller,
 /// so non-Sendable agents can run on their own thread without locks.
-struct KeelThread {
+struct KeelThread: Sendable {
     private let handle: pthread_t
 
     /// Carries the closure through pthread_create's untyped argument.
@@ -41,5 +41,26 @@ struct KeelThread {
     func join() {
         let result = pthread_join(handle, nil)
         precondition(result == 0, "pthread_join failed: errno \(result)")
+    }
+
+    /// The kernel's id of the calling thread.
+    static var currentID: Int32 { keel_thread_id() }
+
+    /// The calling thread's name as the kernel reports it (/proc/thread-self/comm), or "" if unreadable.
+    static var currentName: String {
+        let descriptor = open("/proc/thread-self/comm", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return "" }
+        defer { closeDescriptor(descriptor) }
+        var buffer = (UInt64(0), UInt64(0), UInt64(0))
+        let count = withUnsafeMutableBytes(of: &buffer) { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return "" }
+        return withUnsafeBytes(of: &buffer) { String(decoding: $0.prefix(count), as: UTF8.self) }
+            .trimmingSuffix("\n")
+    }
+}
+
+extension String {
+    fileprivate func trimmingSuffix(_ suffix: String) -> String {
+        hasSuffix(suffix) ? String(dropLast(suffix.count)) : self
     }
 }
