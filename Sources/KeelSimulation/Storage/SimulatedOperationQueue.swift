@@ -63,18 +63,20 @@ struct SimulatedOperationQueue {
         while !inFlight.isEmpty {
             guard mustComplete || disk.random.chance(disk.faults.completionChance) else { return }
             mustComplete = false
-            let ready = readyIndices()
-            precondition(!ready.isEmpty, "an in-flight operation is always ready (a linked datasync follows its write)")
-            let chosen = ready[Int(disk.random.integer(in: 0...Int64(ready.count - 1)))]
-            complete(inFlight.remove(at: chosen), on: disk)
+            let readyCount = inFlight.indices.count(where: isReady)
+            precondition(readyCount > 0, "an in-flight operation is always ready (a linked datasync follows its write)")
+            var skip = Int(disk.random.integer(in: 0...Int64(readyCount - 1)))
+            for index in inFlight.indices where isReady(index) {
+                if skip == 0 { complete(inFlight.remove(at: index), on: disk); break }
+                skip -= 1
+            }
         }
     }
 
-    private func readyIndices() -> [Int] {
-        inFlight.indices.filter { index in
-            guard let write = inFlight[index].linkedAfter else { return true }
-            return !inFlight.contains { $0.sequence == write }
-        }
+    /// A linked datasync is ready only once its write has completed.
+    private func isReady(_ index: Int) -> Bool {
+        guard let write = inFlight[index].linkedAfter else { return true }
+        return !inFlight.contains { $0.sequence == write }
     }
 
     private mutating func complete(_ operation: SimulatedOperation, on disk: SimulatedDisk) {
