@@ -71,8 +71,9 @@ public final class ReplicatedLog<S: Storage> {
     var syncInFlight = false
     var syncTarget: LogPosition = .zero
     var syncGeneration: UInt64 = 0
-    static var tokenTag: UInt64 { 0x4B4C_4F47 << 32 }  // "KLOG"
-    static var tokenTagMask: UInt64 { 0xFFFF_FFFF << 32 }
+    // Tokens must fit in 48 bits (the io_uring storage keeps the rest of user_data for itself).
+    static var tokenTag: UInt64 { 0x4B4C << 32 }  // "KL"
+    static var tokenTagMask: UInt64 { 0xFFFF << 32 }
 
     /// Opens the log in `storage`'s directory, creating it when empty, and recovers it (see
     /// docs/log-format.md): cuts a torn tail of unsynced writes, refuses corruption below the durable
@@ -302,7 +303,7 @@ public final class ReplicatedLog<S: Storage> {
             syncInFlight = false
             if let error = completion.error { failure = error; continue }
             // A sync submitted before a truncation says nothing about what was appended after it.
-            guard completion.token.rawValue & ~Self.tokenTagMask == syncGeneration else { continue }
+            guard completion.token.rawValue & 0xFFFF_FFFF == syncGeneration & 0xFFFF_FFFF else { continue }
             if syncTarget > durablePosition {
                 durablePosition = syncTarget
                 publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
@@ -318,7 +319,7 @@ public final class ReplicatedLog<S: Storage> {
         let segment = segments[segmentIndex(of: durablePosition)]
         let target = min(appendedPosition, segment.start.advanced(by: segmentLength))
         do {
-            try storage.submitDatasync(segment.file, token: IOToken(Self.tokenTag | syncGeneration))
+            try storage.submitDatasync(segment.file, token: IOToken(Self.tokenTag | (syncGeneration & 0xFFFF_FFFF)))
             try storage.flushSubmissions()
         } catch { throw .storage(error) }
         syncInFlight = true

@@ -122,3 +122,5 @@ extension ReplicatedLog {
         return entries
     }
 }
+
+typealias KeelSimulationStorage = SimulatedStorage
