@@ -11,6 +11,9 @@ struct RawRing: ~Copyable {
     let setupFlags: UInt32
     /// The IORING_FEAT_* flags the kernel reported.
     let features: UInt32
+    /// Where the ring's own eventfd read lands. Owned here so that it is freed only after the ring
+    /// is torn down (which cancels the read).
+    let wakeReadBuffer: UnsafeMutablePointer<UInt64>
 
     /// Creates a ring; throws the errno of io_uring_setup (negated by liburing) on failure.
     init(submissionEntries: UInt32, completionEntries: UInt32, setupFlags: UInt32) throws(IOError) {
@@ -29,11 +32,14 @@ struct RawRing: ~Copyable {
         pointer = ring
         self.setupFlags = setupFlags
         features = parameters.features
+        wakeReadBuffer = .allocate(capacity: 1)
+        wakeReadBuffer.initialize(to: 0)
     }
 
     deinit {
         io_uring_queue_exit(pointer)
         pointer.deallocate()
+        wakeReadBuffer.deallocate()
     }
 
     /// The ring's file descriptor (for messages).

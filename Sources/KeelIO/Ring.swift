@@ -30,7 +30,6 @@ public final class Ring {
     private var owners: [RingCompletionQueue] = []
     private let cqeBatch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     private static let cqeBatchCapacity: UInt32 = 64
-    private let wakeReadBuffer: UnsafeMutablePointer<UInt64>
     private var wakeReadPosted = false
     private var isEnabled: Bool
     private var issuerThread: pthread_t?
@@ -54,8 +53,6 @@ public final class Ring {
         submissionQueueEntries = raw.pointer.pointee.sq.ring_entries
         waker = try Waker()
         cqeBatch = .allocate(capacity: Int(Self.cqeBatchCapacity))
-        wakeReadBuffer = .allocate(capacity: 1)
-        wakeReadBuffer.initialize(to: 0)
     }
 
     /// Tries the configuration's candidate modes, best first; `chosenMode` receives the one that worked.
@@ -80,10 +77,8 @@ public final class Ring {
     }
 
     deinit {
-        // The kernel cancels the posted eventfd read when the ring is torn down (raw's deinit runs
-        // after this body, but a cancelled read never writes its buffer).
         cqeBatch.deallocate()
-        wakeReadBuffer.deallocate()
+        // `raw` is torn down after this body; it frees the eventfd read's buffer after the ring.
     }
 
     // MARK: Owners
@@ -263,7 +258,7 @@ public final class Ring {
     /// Keeps a read of the waker's eventfd in the ring, so that a wake-up completes it.
     private func postWakeRead() throws(IOError) {
         let entry = try nextSubmissionEntry()
-        io_uring_prep_read(entry, waker.descriptor, wakeReadBuffer, 8, 0)
+        io_uring_prep_read(entry, waker.descriptor, raw.wakeReadBuffer, 8, 0)
         io_uring_sqe_set_data64(entry, RingUserData(ownerTag: RingUserData.ringTag, operation: .wake, token: IOToken(0)).rawValue)
         wakeReadPosted = true
     }

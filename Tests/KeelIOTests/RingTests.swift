@@ -1,5 +1,6 @@
 import Glibc
 import KeelCore
+import Synchronization
 import Testing
 @testable import KeelIO
 
@@ -227,5 +228,34 @@ import Testing
         #expect(results[.send] == Int32(message.count))
         #expect(results[.receive] == Int32(message.count))
         #expect(Array(received.prefix(message.count)) == message)
+    }
+}
+
+@Suite struct RingThreadBindingTests {
+    @Test func aDeferTaskRunRingUsedFromASecondThreadStopsWithAPrecondition() async {
+        await #expect(processExitsWith: .failure) {
+            let ring = try Ring(configuration: .init(setupMode: .deferTaskRun))
+            try ring.submit()  // binds the ring to this thread
+            let intruder = try KeelThread.spawn(name: "intruder") { ring.reap() }
+            intruder.join()
+        }
+    }
+
+    @Test func aDeferTaskRunRingBuiltOnOneThreadCanBeUsedOnAnother() throws {
+        let ring = try Ring(configuration: .init(setupMode: .deferTaskRun))
+        let outcome = Mutex<Int32?>(nil)
+        let worker = try KeelThread.spawn(name: "ring-user") {
+            do {
+                let owner = ring.registerOwner(completionCapacity: 1)
+                try ring.queueNoOperation(owner: owner, operation: .write, token: IOToken(1))
+                try ring.wait(timeoutNanos: 5_000_000_000)
+                let result = ring.nextCompletion(for: owner)?.result
+                outcome.withLock { $0 = result }
+            } catch {
+                outcome.withLock { $0 = -1 }
+            }
+        }
+        worker.join()
+        #expect(outcome.withLock { $0 } == 0)
     }
 }
