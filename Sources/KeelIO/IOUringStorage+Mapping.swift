@@ -51,7 +51,7 @@ extension IOUringStorage {
             checksum &+= range.load(fromByteOffset: offset, as: UInt8.self)
             offset += systemPageSizeBytes
         }
-        withExtendedLifetime(checksum) {}
+        keepAlive(checksum)
     }
 
     private func map(_ file: FileID, bytes: Int, protection: Int32, populate: Bool) throws(IOError) -> UnsafeMutableRawBufferPointer {
@@ -67,4 +67,10 @@ extension IOUringStorage {
         mappingLengths[UnsafeRawPointer(base)] = bytes
         return UnsafeMutableRawBufferPointer(start: base, count: bytes)
     }
+}
+
+/// Consumes a value so the optimizer cannot drop the loads that produced it.
+@inline(never) @_optimize(none)
+private func keepAlive(_ value: UInt8) {
+    _ = value
 }

@@ -174,14 +174,15 @@ public final class IOUringStorage: Storage {
 
     public func zeroRange(_ file: FileID, at offset: Int64, bytes: Int64) throws(IOError) {
         precondition(offset >= 0 && bytes >= 0, "zero range must not be negative")
-        if bytes == 0 { return }
+        // Bytes past the end read as nothing already; zeroing them would only allocate blocks.
+        let end = min(offset + bytes, try fileSize(file))
+        guard end > offset else { return }
         var result: Int32
-        repeat { result = keel_fallocate_zero_range(file.rawValue, offset, bytes) } while result == EINTR
+        repeat { result = keel_fallocate_zero_range(file.rawValue, offset, end - offset) } while result == EINTR
         if result == 0 { return }
         guard result == EOPNOTSUPP || result == EINVAL else { throw IOError(.zeroRange, errno: result, subject: subject(file)) }
-        // No ZERO_RANGE here: write zeros, but only below the end of the file (the size must not change).
-        let end = min(offset + bytes, try fileSize(file))
-        if end > offset { try writeZeros(file, from: offset, bytes: end - offset, operation: .zeroRange) }
+        // No FALLOC_FL_ZERO_RANGE on this file system: write the zeros.
+        try writeZeros(file, from: offset, bytes: end - offset, operation: .zeroRange)
     }
 
     /// Writes `bytes` zeros at `offset` with pwrite, in chunks, from one page-aligned zero buffer.
