@@ -13,6 +13,11 @@ extension RaftCore {
         }
         if response.catchingUp {
             progress[index].matchPosition = .zero  // acknowledges nothing until caught up (decision 7)
+            // Everything committed before it rejoined is at or below our commit position once that
+            // position is of our term; tell it when it holds that much.
+            if response.persistedPosition >= commitPosition, termIndex.term(at: commitPosition) == hardState.term {
+                send(.caughtUp(position: commitPosition, bootID: response.bootID), to: configuration.members[index], into: &output)
+            }
         } else {
             progress[index].matchPosition = max(progress[index].matchPosition, response.persistedPosition)
         }

@@ -1,9 +1,8 @@
 import KeelCore
 
 extension RaftCore {
-    /// What this follower acknowledges to the leader: matching and persisted; nothing while catching up.
+    /// What this follower reports to the leader: matching and persisted (not counted while catching up).
     var acknowledgement: LogPosition {
-        if catchingUp { return .zero }
         if configuration.plantedBug == .ackBeforePersist { return leaderMatchPosition }
         return min(persistedPosition, leaderMatchPosition)
     }
@@ -11,7 +10,6 @@ extension RaftCore {
     /// The consistency check, conflict truncation and append (Raft §5.3), with the rejection hint of
     /// thesis §5.3 / etcd's `findConflictByTerm`.
     mutating func handleAppend(_ append: AppendEntries, from leader: MemberID, into output: inout RaftOutput) {
-        lastLeaderCommit = max(lastLeaderCommit, append.leaderCommit)
         // Entries below our commit position match any current leader's: check from there at the latest.
         let checkPosition = max(append.prevPosition, commitPosition)
         let expectedTerm = checkPosition == append.prevPosition ? append.prevTerm : append.entryTerm
@@ -49,14 +47,11 @@ extension RaftCore {
         }
         leaderMatchPosition = max(leaderMatchPosition, append.endPosition)
         advanceCommit(to: min(append.leaderCommit, leaderMatchPosition), into: &output)
-        updateCatchingUp()
         respondSuccess(to: leader, into: &output)
     }
 
     mutating func handleHeartbeat(leaderCommit: LogPosition, from leader: MemberID, into output: inout RaftOutput) {
-        lastLeaderCommit = max(lastLeaderCommit, leaderCommit)
         advanceCommit(to: min(leaderCommit, leaderMatchPosition), into: &output)
-        updateCatchingUp()
         send(.heartbeatResponse(appendedPosition: leaderMatchPosition), to: leader, into: &output)
     }
 
@@ -64,7 +59,7 @@ extension RaftCore {
         let ack = acknowledgement
         lastAckSent = max(lastAckSent, ack)
         let response = AppendResponse(
-            success: true, appendedPosition: leaderMatchPosition, persistedPosition: ack, catchingUp: catchingUp)
+            success: true, appendedPosition: leaderMatchPosition, persistedPosition: ack, catchingUp: catchingUp, bootID: bootID)
         send(.appendResponse(response), to: leader, into: &output)
     }
 
@@ -72,7 +67,7 @@ extension RaftCore {
         let hintPosition = min(position, termIndex.endPosition)
         let response = AppendResponse(
             success: false, appendedPosition: leaderMatchPosition, persistedPosition: acknowledgement,
-            catchingUp: catchingUp, hintPosition: hintPosition, hintTerm: termIndex.term(at: hintPosition) ?? .zero,
+            catchingUp: catchingUp, bootID: bootID, hintPosition: hintPosition, hintTerm: termIndex.term(at: hintPosition) ?? .zero,
             hintTermStart: termIndex.termStart(at: hintPosition))
         send(.appendResponse(response), to: leader, into: &output)
     }
@@ -83,16 +78,16 @@ extension RaftCore {
         respondSuccess(to: leader, into: &output)
     }
 
-    /// A member catching up after a power loss becomes voting again once it holds, verified against the
-    /// current leader and persisted, everything up to that leader's commit position, and that position
-    /// is in the leader's term (so it covers every entry committed before this leader).
-    mutating func updateCatchingUp() {
-        guard catchingUp, role == .follower, lastLeaderCommit > .zero else { return }
-        guard leaderMatchPosition >= lastLeaderCommit, persistedPosition >= lastLeaderCommit,
-              termIndex.term(at: lastLeaderCommit) == hardState.term
+    /// A member catching up after a power loss becomes voting again when the current leader says it holds
+    /// everything up to a commit position of the leader's term, seen after this boot began (so it covers
+    /// every entry committed before — including any this member acknowledged and then lost).
+    mutating func handleCaughtUp(position: LogPosition, bootID caughtUpBoot: UInt64, into output: inout RaftOutput) {
+        guard catchingUp, caughtUpBoot == bootID, persistedPosition >= position, leaderMatchPosition >= position,
+              let leader = leaderID
         else { return }
         catchingUp = false
         hardState.votingBootID = bootID
         hardStateDirty = true
+        respondSuccess(to: leader, into: &output)
     }
 }

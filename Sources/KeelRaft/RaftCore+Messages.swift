@@ -33,6 +33,10 @@ extension RaftCore {
         case .timeoutNow:
             guard role == .follower, !catchingUp else { return }
             campaign(preVote: false, transfer: true, into: &output)
+        case .caughtUp(let position, let bootID):
+            followLeader(sender, into: &output)
+            guard role == .follower else { return }
+            handleCaughtUp(position: position, bootID: bootID, into: &output)
         }
     }
 
@@ -49,7 +53,7 @@ extension RaftCore {
             becomeFollower(term: message.term, leader: nil)
         case .voteResponse(let preVote, let granted) where preVote && granted:
             return true  // granted in the term we would campaign in
-        case .appendEntries, .heartbeat, .timeoutNow:
+        case .appendEntries, .heartbeat, .timeoutNow, .caughtUp:
             becomeFollower(term: message.term, leader: sender)
         default:
             becomeFollower(term: message.term, leader: nil)
@@ -93,7 +97,6 @@ extension RaftCore {
         if leader != leaderID || role != .follower {
             leaderMatchPosition = .zero
             lastAckSent = .zero
-            lastLeaderCommit = .zero
         }
         role = .follower
         leaderID = leader

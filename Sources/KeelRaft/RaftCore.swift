@@ -44,8 +44,6 @@ public struct RaftCore: Sendable {
     var progress: [ReplicationProgress]
     /// Follower: the local log is known to match the current leader's up to here.
     var leaderMatchPosition: LogPosition = .zero
-    /// Follower: the last commit position the current leader told us.
-    var lastLeaderCommit: LogPosition = .zero
     /// Follower: the acknowledgement last sent to the leader.
     var lastAckSent: LogPosition = .zero
     var transferTarget: MemberID?
@@ -178,7 +176,6 @@ public struct RaftCore: Sendable {
         if role == .leader {
             maybeCommit(into: &output)
         } else {
-            updateCatchingUp()
             sendAcknowledgementIfAdvanced(into: &output)
         }
     }
@@ -190,10 +187,10 @@ public struct RaftCore: Sendable {
         persistedPosition = position
         leaderMatchPosition = position
         if role == .leader { return }
-        updateCatchingUp()
         if let leader = leaderID {
             let response = AppendResponse(
-                success: true, appendedPosition: position, persistedPosition: acknowledgement, catchingUp: catchingUp)
+                success: true, appendedPosition: position, persistedPosition: acknowledgement, catchingUp: catchingUp,
+                bootID: bootID)
             send(.appendResponse(response), to: leader, into: &output)
             lastAckSent = acknowledgement
         }

@@ -29,6 +29,10 @@ public struct RaftMessage: Hashable, Sendable, CustomStringConvertible {
         case voteResponse(preVote: Bool, granted: Bool)
         /// Leader → transfer target: start an election now (leadership transfer).
         case timeoutNow
+        /// Leader → a member rejoining after a power loss (boot `bootID`): it holds, persisted, everything
+        /// up to `position`, which covers every entry committed before it rejoined — it may vote and
+        /// acknowledge again.
+        case caughtUp(position: LogPosition, bootID: UInt64)
     }
 
     public var description: String {
@@ -46,6 +50,7 @@ public struct RaftMessage: Hashable, Sendable, CustomStringConvertible {
         case .voteResponse(let preVote, let granted):
             "\(preVote ? "preVote" : "vote")\(granted ? "Granted" : "Refused")(\(term))"
         case .timeoutNow: "timeoutNow(\(term))"
+        case .caughtUp(let position, let bootID): "caughtUp(\(term) at \(position) boot \(bootID))"
         }
     }
 }
@@ -85,10 +90,12 @@ public struct AppendResponse: Hashable, Sendable {
     /// The leader paces its pipeline with it.
     public var appendedPosition: LogPosition
     /// The acknowledgement: verified and persisted (fdatasync'ed in durable mode, written in replicated
-    /// mode). Only this counts towards commit; zero while `catchingUp`.
+    /// mode). Only this counts towards commit, and not while `catchingUp`.
     public var persistedPosition: LogPosition
     /// The follower rejoined after a power loss and acknowledges nothing until caught up.
     public var catchingUp: Bool
+    /// The follower's current boot, echoed in `caughtUp` so a late answer cannot release a later boot.
+    public var bootID: UInt64
     /// On rejection: the position the follower compared at (its end, if shorter than the leader's guess).
     public var hintPosition: LogPosition
     /// On rejection: the follower's term at `hintPosition`.
@@ -99,12 +106,13 @@ public struct AppendResponse: Hashable, Sendable {
 
     public init(
         success: Bool, appendedPosition: LogPosition, persistedPosition: LogPosition, catchingUp: Bool = false,
-        hintPosition: LogPosition = .zero, hintTerm: Term = .zero, hintTermStart: LogPosition = .zero
+        bootID: UInt64 = 0, hintPosition: LogPosition = .zero, hintTerm: Term = .zero, hintTermStart: LogPosition = .zero
     ) {
         self.success = success
         self.appendedPosition = appendedPosition
         self.persistedPosition = persistedPosition
         self.catchingUp = catchingUp
+        self.bootID = bootID
         self.hintPosition = hintPosition
         self.hintTerm = hintTerm
         self.hintTermStart = hintTermStart
