@@ -73,7 +73,7 @@ public struct LogReader: Sendable {
         while position < end {
             let frame = LogFrameView(base: publication.address(of: position), position: LogPosition(position))
             let next = position + Int64(frame.occupiedBytes)
-            precondition(frame.lengthBytes > 0 && next <= end, "published frames are whole; a frame boundary was expected at \(position)")
+            precondition(frame.lengthBytes > 0 && next <= end, "published frames are whole; a frame boundary was expected at \(position) (length \(frame.lengthBytes), published end \(end))")
             if frame.type != .padding {
                 guard try body(frame) else { return LogPosition(next) }
             }

@@ -196,7 +196,11 @@ public final class ReplicatedLog<S: Storage> {
             if Int(cursor.rawValue % segmentLength) + occupiedBytes > Int(segmentLength) { try pad(term: term) }
             if cursor.rawValue >= lastSegmentEnd { try createNextSegment() }
             if configuration.appendMethod == .pwrite {
+                // One pwrite never crosses into the next segment's file (a frame that ended exactly
+                // at the segment end left no padding to flush on).
+                if stagedBytes > 0 && cursor.rawValue % segmentLength == 0 { try flushStaging() }
                 if stagedBytes + occupiedBytes > stagingCapacity { try flushStaging() }
+                precondition(stagingPosition.advanced(by: Int64(stagedBytes)) == cursor, "staged bytes end at the cursor")
                 return staging + stagedBytes
             }
         } catch {

@@ -78,6 +78,38 @@ private let storageAndMethod: [(StorageKind, LogAppendMethod)] = StorageKind.all
         try LogPlace(kind).run(TruncateThenAppend(method: method))
     }
 
+    /// Frames of 1 KiB fill a 64 KiB segment exactly: no padding, and batches straddle the boundary.
+    struct ExactFit: LogScenario {
+        let method: LogAppendMethod
+        func run<S: Storage>(_ place: LogPlace, _ makeStorage: () throws -> S) throws {
+            let log = try ReplicatedLog(storage: try makeStorage(), configuration: testConfiguration(method: method))
+            let payload = [UInt8](repeating: 0x5A, count: 1024 - 64)
+            var index: Int64 = 0
+            for _ in 0..<30 {
+                for _ in 0..<7 {
+                    try payload.withUnsafeBytes { try log.append(term: Term(1), LogEntryHeader(type: .sessionMessage, correlationID: index), payload: $0) }
+                    index += 1
+                }
+                try log.commitBatch()
+            }
+            #expect(log.appendedPosition == LogPosition(210 * 1024))
+            var seen: [Int64] = []
+            log.reader.forEachFrame(from: .zero, limit: log.appendedPosition) { frame in
+                if frame.hasValidCRC && frame.payload.allSatisfy({ $0 == 0x5A }) { seen.append(frame.correlationID) }
+                return true
+            }
+            #expect(seen == Array(0..<210))
+            place.restartProcess()
+            let reopened = try ReplicatedLog(storage: try makeStorage(), configuration: testConfiguration(method: method))
+            #expect(reopened.appendedPosition == LogPosition(210 * 1024) && reopened.recoveryReport.cutTail == nil)
+        }
+    }
+
+    @Test(arguments: storageAndMethod)
+    func framesFillingASegmentExactlyRollOverWithoutPadding(kind: StorageKind, method: LogAppendMethod) throws {
+        try LogPlace(kind).run(ExactFit(method: method))
+    }
+
     struct Oversize: LogScenario {
         func run<S: Storage>(_ place: LogPlace, _ makeStorage: () throws -> S) throws {
             let log = try ReplicatedLog(storage: try makeStorage(), configuration: testConfiguration())
