@@ -33,7 +33,7 @@ struct LogRecovery<S: Storage> {
     struct Outcome {
         var segments: [LogSegment]
         var logStartRecord: SlottedRecordFile<S>
-        var termIndex: TermIndex
+        var termIndex: LogTermIndex
         var report: LogRecoveryReport
     }
 
@@ -62,7 +62,7 @@ struct LogRecovery<S: Storage> {
             let first = LogPosition(logStart.rawValue - logStart.rawValue % segmentLength)
             segments.append(try LogSegment.create(storage: storage, start: first, configuration: configuration))
         }
-        var termIndex = TermIndex(logStart: logStart, logStartTerm: logStartTerm)
+        var termIndex = LogTermIndex(logStart: logStart, logStartTerm: logStartTerm)
         let scan = try scanFrames(segments, from: logStart, termIndex: &termIndex)
         report.highestRecordedDurablePosition = scan.highestDurable
         if let firstStart = tornStarts.first, scan.highestDurable.rawValue > firstStart.rawValue {
@@ -169,7 +169,7 @@ struct LogRecovery<S: Storage> {
 
     /// Walks the frames from `from`; at the first bad or empty place keeps looking (at every aligned
     /// position) for valid frames beyond, whose recorded durable positions decide what the bad place means.
-    private func scanFrames(_ segments: [LogSegment], from: LogPosition, termIndex: inout TermIndex) throws(LogError) -> Scan {
+    private func scanFrames(_ segments: [LogSegment], from: LogPosition, termIndex: inout LogTermIndex) throws(LogError) -> Scan {
         let end = segments[segments.count - 1].start.rawValue + segmentLength
         var scan = Scan(end: from, firstBad: nil, highestDurable: from, highestNonZeroEnd: from)
         var position = from.rawValue

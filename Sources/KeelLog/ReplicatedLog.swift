@@ -45,7 +45,7 @@ public final class ReplicatedLog<S: Storage> {
     /// What opening the log found.
     public let recoveryReport: LogRecoveryReport
     /// Which term wrote which part of the log.
-    public internal(set) var termIndex: TermIndex
+    public internal(set) var termIndex: LogTermIndex
     /// The end of the last committed batch.
     public internal(set) var appendedPosition: LogPosition
     /// Everything below this is covered by a completed fdatasync.

@@ -1,5 +1,6 @@
 import KeelCore
 @testable import KeelLog
+import KeelSimulation
 import Testing
 
 /// Where the bytes of a position live in the segment files (the layout of LogFormat.swift).
@@ -193,5 +194,41 @@ enum Damage: String, CaseIterable, CustomStringConvertible, Sendable {
     @Test(arguments: StorageKind.allCases)
     func logStartMovesAndResets(kind: StorageKind) throws {
         try LogPlace(kind).run(LogStartMoves())
+    }
+}
+
+@Suite struct LogFullDiskTests {
+    /// A disk with room for three segments: the fourth cannot be created. The append that needs it
+    /// fails with a clear ENOSPC error, nothing committed is touched, and the log reopens intact.
+    @Test func fullDiskIsAClearErrorThatKeepsCommittedData() throws {
+        let place = LogPlace(.simulated, seed: 5, capacityBytes: 3 * (64 << 10 + 4096) + 3 * 8192)
+        let configuration = testConfiguration()
+        var committed: [Int64] = []
+        var failure: LogError?
+        do {
+            let log = try ReplicatedLog(storage: SimulatedStorage(disk: place.disk!), configuration: configuration)
+            var index: Int64 = 0
+            while failure == nil && index < 5000 {
+                do {
+                    try log.appendTestEntries(index..<index + 10, term: Term(1))
+                    committed += Array(index..<index + 10)
+                } catch let error as LogError {
+                    failure = error
+                }
+                index += 10
+            }
+            #expect(try log.waitUntilDurable(log.appendedPosition))
+            #expect(log.readTestEntries().map(\.index) == committed)
+        }
+        guard case .storage(let ioError)? = failure else {
+            Issue.record("expected a storage error, got \(String(describing: failure))")
+            return
+        }
+        #expect(ioError.isNoSpace)
+        #expect(failure!.description.contains("no space left on device"))
+        #expect(committed.count > 100)
+        place.restartProcess()
+        let reopened = try ReplicatedLog(storage: SimulatedStorage(disk: place.disk!), configuration: configuration)
+        #expect(reopened.readTestEntries().map(\.index) == committed)
     }
 }

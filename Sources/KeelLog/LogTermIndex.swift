@@ -4,7 +4,7 @@ import KeelCore
 ///
 /// Derived from the frames (each carries its term), so it is exactly as durable as they are; it is
 /// rebuilt by the recovery scan on every open and kept in step by append, truncate and log-start moves.
-public struct TermIndex: Sendable, Equatable {
+public struct LogTermIndex: Sendable, Equatable {
     /// (term, position of its first frame), terms strictly increasing.
     public private(set) var entries: [(term: Term, start: LogPosition)] = []
     /// The log's start position and the term of the entry just before it.
@@ -17,7 +17,7 @@ public struct TermIndex: Sendable, Equatable {
         entries.reserveCapacity(64)
     }
 
-    public static func == (lhs: TermIndex, rhs: TermIndex) -> Bool {
+    public static func == (lhs: LogTermIndex, rhs: LogTermIndex) -> Bool {
         lhs.logStart == rhs.logStart && lhs.logStartTerm == rhs.logStartTerm
             && lhs.entries.count == rhs.entries.count
             && zip(lhs.entries, rhs.entries).allSatisfy { $0.term == $1.term && $0.start == $1.start }
