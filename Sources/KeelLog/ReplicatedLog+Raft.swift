@@ -104,6 +104,7 @@ extension ReplicatedLog {
         var removed = false
         while segments.count > 1, segments[0].start.rawValue + segmentLength <= position.rawValue {
             let segment = segments.removeFirst()
+            cachedSegmentStart = -1
             publication.setSegmentData(start: segment.start.rawValue, base: nil)
             segment.close(storage: storage)
             do { try storage.deleteFile(segment.name) } catch { throw .storage(error) }
@@ -125,6 +126,7 @@ extension ReplicatedLog {
             do { try storage.deleteFile(segment.name) } catch { throw .storage(error) }
         }
         segments.removeAll()
+        cachedSegmentStart = -1
         do { try storage.syncDirectory() } catch { throw .storage(error) }
         try LogStartRecord.write(&logStartRecord, position: position, term: term)
         let first = try LogSegment.create(storage: storage, start: LogPosition(position.rawValue - position.rawValue % segmentLength), configuration: configuration)

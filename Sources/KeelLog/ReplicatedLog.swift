@@ -56,6 +56,9 @@ public final class ReplicatedLog<S: Storage> {
     var logStartRecord: SlottedRecordFile<S>
     let maxFrameBytes: Int
 
+    // The segment the last mapped-copy frame went to (start -1: none yet).
+    var cachedSegmentStart: Int64 = -1
+    var cachedSegmentData: UnsafeMutableRawPointer?
     // The open batch.
     var batchOpen = false
     var cursor: LogPosition
@@ -207,8 +210,14 @@ public final class ReplicatedLog<S: Storage> {
             abandonBatch()
             throw error
         }
-        let segment = segments[segmentIndex(of: cursor)]
-        return segment.writableData + Int(cursor.bytes(since: segment.start))
+        let offset = cursor.rawValue % segmentLength
+        if cursor.rawValue - offset != cachedSegmentStart {
+            // Cached so the per-frame path copies no segment (whose name would be retained and released).
+            let segment = segments[segmentIndex(of: cursor)]
+            cachedSegmentStart = segment.start.rawValue
+            cachedSegmentData = segment.writableData
+        }
+        return cachedSegmentData! + Int(offset)
     }
 
     @inline(__always)
