@@ -23,3 +23,38 @@ import Testing
         #expect(faults > 30 * 5)
     }
 }
+
+extension SimulatorTests {
+    @Test func sameSeedReplaysTheSameRun() {
+        let options = RaftSimulationOptions(memberCount: 5, mode: .replicated, faultSteps: 2_000)
+        let first = RaftSimulation.run(seed: 42, options: options)
+        let second = RaftSimulation.run(seed: 42, options: options)
+        #expect(first.steps == second.steps)
+        #expect(first.elections == second.elections)
+        #expect(first.committedEntries == second.committedEntries)
+        #expect(first.faultsInjected == second.faultsInjected)
+        let other = RaftSimulation.run(seed: 43, options: options)
+        #expect((other.steps, other.committedEntries) != (first.steps, first.committedEntries))
+    }
+
+    /// The checkers must be shown to fail: each planted bug is found within a bounded number of seeds.
+    @Test(arguments: [
+        (RaftPlantedBug.voteWithoutLogCheck, DurabilityMode.durable, 100),
+        (.commitOldTermByCounting, .durable, 200),
+        (.ackBeforePersist, .durable, 20),
+        (.rebootedMemberVotesAtOnce, .replicated, 150),
+    ])
+    func plantedBugIsFound(bug: RaftPlantedBug, mode: DurabilityMode, seedBound: Int) {
+        let options = RaftSimulationOptions(memberCount: 3, mode: mode, faultSteps: 2_000, plantedBug: bug)
+        var found: RaftSimulationResult?
+        for seed in 1...UInt64(seedBound) {
+            let result = RaftSimulation.run(seed: seed, options: options)
+            if result.violation != nil {
+                found = result
+                break
+            }
+        }
+        #expect(found != nil, "planted bug \(bug.rawValue) not found in \(seedBound) seeds")
+        if let found { print("planted bug \(bug.rawValue) found at seed \(found.seed): \(found.violation!)") }
+    }
+}
