@@ -1,0 +1,264 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Histogram
+import KeelCore
+import KeelIO
+import KeelLog
+
+/// `keel bench log`: the replicated log's append paths against plain `pwrite` (+ `fdatasync`) of the
+/// same bytes into the same kind of preallocated file, in one run (issue 3, §5).
+struct BenchLogCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "log",
+        abstract: "Measure log appends (replicated and durable), group commit latency, against pwrite baselines.",
+        discussion: """
+            Throughput series write --gib GiB each into fallocate'd segments (log) or one fallocate'd file \
+            (baseline). Durable series wait for fdatasync after every append (closed loop). Group commit \
+            offers 32-byte frames open-loop at fixed rates and reports append-to-durable latency, measured \
+            from each frame's intended send time (no coordinated omission).
+            """)
+
+    @Option(help: "GiB written per replicated throughput series.")
+    var gib: Double = 2
+    @Option(help: "Seconds per group-commit rate.")
+    var seconds: Double = 5
+    @Option(help: "Segment size in MiB.")
+    var segmentMiB: Int = 64
+    @Option(help: "Folder on the disk to measure (a scratch folder is made inside it).")
+    var dir: String = "."
+    @Flag(help: "A short smoke run: small sizes; its figures are not for recording.")
+    var quick = false
+
+    func run() throws {
+        try requireIOUring()
+        let scratch = try makeScratchDirectory(in: dir)
+        defer { removeScratchDirectory(scratch) }
+        let bytes = quick ? Int64(64 << 20) : Int64(gib * Double(1 << 30))
+        let needed = bytes + 4 * (Int64(segmentMiB) << 20)
+        let free = freeBytes(at: scratch)
+        guard free >= needed else {
+            throw BenchmarkError("keel bench log: needs \(needed >> 20) MiB free in \(dir), has \(free >> 20) MiB; use --dir or --gib")
+        }
+        let machine = MachineDescription.current(directory: scratch)
+        print("keel bench log — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel), \(machine.fileSystem) at \(dir)")
+        print("free space \(free >> 30) GiB; \(bytes >> 20) MiB per throughput series; segments of \(segmentMiB) MiB")
+        let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick)
+
+        print("\n== replicated: appends of N frames, no wait for fdatasync (background sync, one in flight)")
+        for (payload, frames) in [(32, 1000), (1024, 100)] {
+            let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
+            for method in LogAppendMethod.allCases {
+                let result = try bench.replicated(totalBytes: bytes, payloadBytes: payload, framesPerAppend: frames, method: method)
+                print("  \(padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite \(baseline.summary)  ->  \(formatFixed(100 * result.megabytesPerSecond / baseline.megabytesPerSecond, decimals: 0))% of baseline MB/s")
+            }
+        }
+
+        print("\n== durable: one append, then wait until fdatasync covers it (closed loop)")
+        for appendBytes in [4 << 10, 64 << 10, 1 << 20] {
+            let total = quick ? Int64(16 << 20) : min(bytes, Int64(appendBytes) * (appendBytes <= 4096 ? 20_000 : 4_000))
+            let baseline = try bench.baselineWrite(totalBytes: total, frameBytes: appendBytes, framesPerWrite: 1, sync: true)
+            for method in LogAppendMethod.allCases {
+                let result = try bench.durable(totalBytes: total, appendBytes: appendBytes, method: method)
+                print("  \(padRight("\(appendBytes >> 10) KiB appends, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite+fdatasync \(baseline.summary)  ->  \(formatFixed(100 * result.megabytesPerSecond / baseline.megabytesPerSecond, decimals: 0))%")
+            }
+        }
+
+        print("\n== group commit: 32-byte frames offered open-loop; latency from intended send to durable")
+        let sync = try bench.syncLatency(operations: quick ? 300 : 2000)
+        print("  fdatasync baseline (4 KiB pwrite + fdatasync, fallocate'd file): p50 \(micros(sync.p50Nanos)) µs, p99 \(micros(sync.p99Nanos)) µs, p99.9 \(micros(sync.p999Nanos)) µs")
+        for rate in [10_000, 100_000, 1_000_000] {
+            for method in LogAppendMethod.allCases {
+                let result = try bench.groupCommit(framesPerSecond: rate, seconds: quick ? 1 : seconds, method: method)
+                let latency = result.latency
+                print("  \(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10)) sustained \(padLeft(formatFixed(result.sustainedFramesPerSecond, decimals: 0), 9))/s  p50 \(micros(latency.p50Nanos)) µs  p99 \(micros(latency.p99Nanos)) µs  p99.9 \(micros(latency.p999Nanos)) µs  (p99 = \(formatFixed(Double(latency.p99Nanos) / Double(max(1, sync.p99Nanos)), decimals: 1))× fdatasync p99; \(result.syncs) syncs)")
+            }
+        }
+    }
+}
+
+/// Bytes and time of one throughput series.
+struct ThroughputResult {
+    var bytes: Int64
+    var frames: Int64
+    var nanos: Int64
+    var megabytesPerSecond: Double { Double(bytes) / 1e6 / (Double(nanos) / 1e9) }
+    var framesPerSecond: Double { Double(frames) / (Double(nanos) / 1e9) }
+    var summary: String {
+        "\(padLeft(formatFixed(megabytesPerSecond, decimals: 0), 6)) MB/s \(padLeft(formatFixed(framesPerSecond / 1e6, decimals: 2), 7)) M frames/s"
+    }
+}
+
+/// The measurements behind `keel bench log`, each in its own folder under `scratch`, removed after.
+struct LogBenchmark {
+    let scratch: String
+    let segmentBytes: Int64
+    let quick: Bool
+
+    private func withLog<R>(
+        _ label: String, durability: DurabilityMode, method: LogAppendMethod, maxPayloadBytes: Int = 1 << 20,
+        _ body: (ReplicatedLog<IOUringStorage>) throws -> R
+    ) throws -> R {
+        let folder = scratch + "/" + label
+        defer { removeScratchDirectory(folder) }
+        let storage = try IOUringStorage(directory: folder, ring: try Ring())
+        let configuration = LogConfiguration(
+            clusterID: 1, segmentLengthBytes: segmentBytes, maxPayloadBytes: maxPayloadBytes, durability: durability,
+            appendMethod: method, stagingBufferBytes: 4 << 20)
+        let log = try ReplicatedLog(storage: storage, configuration: configuration)
+        return try body(log)
+    }
+
+    /// Appends `framesPerAppend` frames per batch until `totalBytes` of frames are written, polling
+    /// the background sync after each commit; the time stops at the last commit.
+    func replicated(totalBytes: Int64, payloadBytes: Int, framesPerAppend: Int, method: LogAppendMethod) throws -> ThroughputResult {
+        try withLog("replicated-\(payloadBytes)-\(method.rawValue)", durability: .replicated, method: method) { log in
+            let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: payloadBytes, alignment: 8)
+            defer { payload.deallocate() }
+            payload.initializeMemory(as: UInt8.self, repeating: 0x3C)
+            let frameBytes = Int64(LogFormat.aligned(64 + payloadBytes))
+            let frames = totalBytes / frameBytes
+            var header = LogEntryHeader(type: .sessionMessage, sessionID: 1)
+            let start = monotonicNanos()
+            var written: Int64 = 0
+            while written < frames {
+                let count = min(Int64(framesPerAppend), frames - written)
+                for index in 0..<count {
+                    header.correlationID = written + index
+                    try log.append(term: Term(1), header, payload: UnsafeRawBufferPointer(payload))
+                }
+                try log.commitBatch()
+                try log.poll()
+                written += count
+            }
+            let nanos = monotonicNanos() - start
+            _ = try log.waitUntilDurable(log.appendedPosition, timeoutNanos: 120_000_000_000)
+            return ThroughputResult(bytes: frames * frameBytes, frames: frames, nanos: nanos)
+        }
+    }
+
+    /// One frame of `appendBytes` (header included) per append; waits for durability after each.
+    func durable(totalBytes: Int64, appendBytes: Int, method: LogAppendMethod) throws -> ThroughputResult {
+        try withLog("durable-\(appendBytes)-\(method.rawValue)", durability: .durable, method: method) { log in
+            let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: appendBytes - 64, alignment: 8)
+            defer { payload.deallocate() }
+            payload.initializeMemory(as: UInt8.self, repeating: 0x5D)
+            let appends = totalBytes / Int64(appendBytes)
+            let start = monotonicNanos()
+            for index in 0..<appends {
+                try log.append(term: Term(1), LogEntryHeader(type: .sessionMessage, correlationID: index), payload: UnsafeRawBufferPointer(payload))
+                let end = try log.commitBatch()
+                while log.durablePosition < end {
+                    if try log.poll() == 0 { try log.storage.waitForCompletions(timeoutNanos: 10_000_000) }
+                }
+            }
+            let nanos = monotonicNanos() - start
+            return ThroughputResult(bytes: appends * Int64(appendBytes), frames: appends, nanos: nanos)
+        }
+    }
+
+    /// The baseline: the same bytes with plain `pwrite` (one call per `framesPerWrite` frames), into
+    /// one fallocate'd file, with an `fdatasync` after each write when `sync`.
+    func baselineWrite(totalBytes: Int64, frameBytes: Int, framesPerWrite: Int, sync: Bool = false) throws -> ThroughputResult {
+        let path = scratch + "/baseline.dat"
+        let file = try PlainFile(path: path)
+        defer { file.close(); unlink(path) }
+        let writeBytes = frameBytes * framesPerWrite
+        let writes = totalBytes / Int64(writeBytes)
+        try file.fallocate(bytes: writes * Int64(writeBytes))
+        try file.datasync()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: writeBytes, alignment: 4096)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0x3C)
+        let start = monotonicNanos()
+        for index in 0..<writes {
+            try file.writeFully(UnsafeRawBufferPointer(buffer), at: index * Int64(writeBytes))
+            if sync { try file.datasync() }
+        }
+        let nanos = monotonicNanos() - start
+        return ThroughputResult(bytes: writes * Int64(writeBytes), frames: writes * Int64(framesPerWrite), nanos: nanos)
+    }
+
+    /// 4 KiB pwrite + fdatasync latency, sequential in a fallocate'd file.
+    func syncLatency(operations: Int) throws -> LatencySummary {
+        let path = scratch + "/sync.dat"
+        let file = try PlainFile(path: path)
+        defer { file.close(); unlink(path) }
+        try file.fallocate(bytes: Int64(operations) * 4096)
+        try file.datasync()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0x11)
+        var histogram = LatencySummary.makeHistogram()
+        for index in 0..<operations {
+            let start = monotonicNanos()
+            try file.writeFully(UnsafeRawBufferPointer(buffer), at: Int64(index) * 4096)
+            try file.datasync()
+            histogram.record(UInt64(monotonicNanos() - start))
+        }
+        return LatencySummary(histogram)
+    }
+
+    struct GroupCommitResult {
+        var latency: LatencySummary
+        var sustainedFramesPerSecond: Double
+        var syncs: Int
+    }
+
+    /// Open-loop producer: frame i is due at start + i/rate; every duty cycle appends what is due as
+    /// one batch, polls, and records each frame's latency from its due time once it is durable.
+    func groupCommit(framesPerSecond: Int, seconds: Double, method: LogAppendMethod) throws -> GroupCommitResult {
+        try withLog("group-\(framesPerSecond)-\(method.rawValue)", durability: .durable, method: method) { log in
+            let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 8)
+            defer { payload.deallocate() }
+            payload.initializeMemory(as: UInt8.self, repeating: 0x42)
+            let intervalNanos = 1e9 / Double(framesPerSecond)
+            let total = Int64(Double(framesPerSecond) * seconds)
+            // Batches waiting for durability: (end position, first frame number, frame count).
+            let capacity = 1 << 20
+            var ends = [Int64](repeating: 0, count: capacity)
+            var firsts = [Int64](repeating: 0, count: capacity)
+            var counts = [Int64](repeating: 0, count: capacity)
+            var head = 0, tail = 0
+            var histogram = LatencySummary.makeHistogram()
+            var sent: Int64 = 0, syncs = 0
+            var lastDurableNanos: Int64 = 0
+            let start = monotonicNanos()
+            while true {
+                var now = monotonicNanos()
+                let due = min(total, Int64(Double(now - start) / intervalNanos) + 1)
+                if due > sent && tail - head < capacity {
+                    let count = min(due - sent, 50_000)
+                    for index in 0..<count {
+                        try log.append(term: Term(1), LogEntryHeader(type: .sessionMessage, correlationID: sent + index), payload: UnsafeRawBufferPointer(payload))
+                    }
+                    ends[tail % capacity] = try log.commitBatch().rawValue
+                    firsts[tail % capacity] = sent
+                    counts[tail % capacity] = count
+                    tail += 1
+                    sent += count
+                }
+                let previousDurable = log.durablePosition.rawValue
+                let work = try log.poll()
+                now = monotonicNanos()
+                let durable = log.durablePosition.rawValue
+                if durable > previousDurable { syncs += 1 }
+                while head < tail && ends[head % capacity] <= durable {
+                    for frame in firsts[head % capacity]..<firsts[head % capacity] + counts[head % capacity] {
+                        let intended = start + Int64(Double(frame) * intervalNanos)
+                        histogram.record(UInt64(max(0, now - intended)))
+                    }
+                    head += 1
+                    lastDurableNanos = now
+                }
+                if sent == total && head == tail { break }
+                if work == 0 && due == sent && framesPerSecond <= 100_000 {
+                    let nextDueNanos = start + Int64(Double(sent) * intervalNanos) - now
+                    try log.storage.waitForCompletions(timeoutNanos: max(10_000, min(nextDueNanos, 1_000_000)))
+                }
+            }
+            let elapsed = Double(lastDurableNanos - start) / 1e9
+            return GroupCommitResult(latency: LatencySummary(histogram), sustainedFramesPerSecond: Double(total) / elapsed, syncs: syncs)
+        }
+    }
+}
