@@ -43,6 +43,9 @@ extension RaftCore {
 
     private mutating func handleRejection(_ response: AppendResponse, slot index: Int, into output: inout RaftOutput) {
         if progress[index].state == .snapshot { return }
+        // A late answer to an append older than what the follower has since acknowledged: ignore it
+        // (acting on it would send a snapshot or re-probe for nothing).
+        if response.rejectedPosition < progress[index].matchPosition { return }
         let next = nextPosition(hintPosition: response.hintPosition, hintTerm: response.hintTerm, hintTermStart: response.hintTermStart)
         progress[index].appendedPosition = min(progress[index].appendedPosition, next)
         enterProbe(slot: index, at: next)

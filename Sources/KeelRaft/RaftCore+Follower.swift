@@ -23,7 +23,7 @@ extension RaftCore {
             if checkPosition == commitPosition && checkPosition <= termIndex.endPosition {
                 refusedUnsafeTruncations += 1  // the leader disagrees with a committed entry
             }
-            respondRejection(at: checkPosition, to: leader, into: &output)
+            respondRejection(at: checkPosition, rejecting: append.prevPosition, to: leader, into: &output)
             return
         }
         var conflict = checkPosition
@@ -63,11 +63,11 @@ extension RaftCore {
         send(.appendResponse(response), to: leader, into: &output)
     }
 
-    private mutating func respondRejection(at position: LogPosition, to leader: MemberID, into output: inout RaftOutput) {
+    private mutating func respondRejection(at position: LogPosition, rejecting prevPosition: LogPosition, to leader: MemberID, into output: inout RaftOutput) {
         let hintPosition = min(position, termIndex.endPosition)
         let response = AppendResponse(
             success: false, appendedPosition: leaderMatchPosition, persistedPosition: acknowledgement,
-            catchingUp: catchingUp, bootID: bootID, hintPosition: hintPosition, hintTerm: termIndex.term(at: hintPosition) ?? .zero,
+            catchingUp: catchingUp, bootID: bootID, rejectedPosition: prevPosition, hintPosition: hintPosition, hintTerm: termIndex.term(at: hintPosition) ?? .zero,
             hintTermStart: termIndex.termStart(at: hintPosition))
         send(.appendResponse(response), to: leader, into: &output)
     }

@@ -180,12 +180,28 @@ public struct RaftCore: Sendable {
         }
     }
 
+    /// Whether the runtime should install a snapshot ending at `position` that arrived from a leader:
+    /// only beyond the commit position, and never on a leader (whose log is append-only).
+    public func shouldInstallSnapshot(position: LogPosition) -> Bool {
+        role != .leader && position > commitPosition
+    }
+
     mutating func snapshotInstalled(position: LogPosition, term: Term, into output: inout RaftOutput) {
+        precondition(role != .leader, "a leader's log is append-only: check shouldInstallSnapshot first")
         guard position > commitPosition else { return }
-        termIndex.reset(startPosition: position, startTerm: term)
+        // The snapshot's last entry exists, so its term does: never hold entries of a term above ours.
+        if term > hardState.term { becomeFollower(term: term, leader: nil) }
+        if termIndex.term(at: position) == term {
+            // The log already holds the snapshot's last entry: keep what follows (it may hold
+            // acknowledged entries), drop only what the snapshot covers.
+            if position > termIndex.startPosition { termIndex.compact(upTo: position) }
+            persistedPosition = max(persistedPosition, position)
+        } else {
+            termIndex.reset(startPosition: position, startTerm: term)
+            persistedPosition = position
+        }
         commitPosition = position
-        persistedPosition = position
-        leaderMatchPosition = position
+        leaderMatchPosition = max(leaderMatchPosition, position)
         if role == .leader { return }
         if let leader = leaderID {
             let response = AppendResponse(

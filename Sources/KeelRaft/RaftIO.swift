@@ -14,7 +14,9 @@ public enum RaftInput: Sendable {
     /// `.proposal` naming its positions, or `proposalRefused`.
     case propose(byteCount: Int64)
     /// The runtime installed a snapshot covering the log up to `position` (whose last entry has term
-    /// `term`) and reset the log to begin there. Durable before this input is given.
+    /// `term`), durably, if `position` is beyond the commit position. If the log held an entry ending at
+    /// `position` of `term`, the runtime keeps the log after it and drops only what is before; otherwise
+    /// it resets the log to begin, empty, at `position`.
     case snapshotInstalled(position: LogPosition, term: Term)
     /// The runtime took a snapshot at `position` (at most the commit position) and dropped the log before it.
     case logCompacted(upTo: LogPosition)

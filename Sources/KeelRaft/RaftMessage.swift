@@ -96,6 +96,8 @@ public struct AppendResponse: Hashable, Sendable {
     public var catchingUp: Bool
     /// The follower's current boot, echoed in `caughtUp` so a late answer cannot release a later boot.
     public var bootID: UInt64
+    /// On rejection: the `prevPosition` of the append rejected (lets the leader spot a stale rejection).
+    public var rejectedPosition: LogPosition
     /// On rejection: the position the follower compared at (its end, if shorter than the leader's guess).
     public var hintPosition: LogPosition
     /// On rejection: the follower's term at `hintPosition`.
@@ -106,13 +108,14 @@ public struct AppendResponse: Hashable, Sendable {
 
     public init(
         success: Bool, appendedPosition: LogPosition, persistedPosition: LogPosition, catchingUp: Bool = false,
-        bootID: UInt64 = 0, hintPosition: LogPosition = .zero, hintTerm: Term = .zero, hintTermStart: LogPosition = .zero
+        bootID: UInt64 = 0, rejectedPosition: LogPosition = .zero, hintPosition: LogPosition = .zero, hintTerm: Term = .zero, hintTermStart: LogPosition = .zero
     ) {
         self.success = success
         self.appendedPosition = appendedPosition
         self.persistedPosition = persistedPosition
         self.catchingUp = catchingUp
         self.bootID = bootID
+        self.rejectedPosition = rejectedPosition
         self.hintPosition = hintPosition
         self.hintTerm = hintTerm
         self.hintTermStart = hintTermStart

@@ -21,6 +21,9 @@ public struct RaftSimulationOptions: Sendable {
     /// Share of faults that are power losses (the rest: process crashes, partitions, loss bursts, transfers, compactions).
     public var powerLossShare: Double = 0.12
 
+    /// Print every step (input and actions) of the run, for replaying a failing seed by hand.
+    public var trace = false
+
     public init(memberCount: Int = 3, mode: DurabilityMode = .durable, faultSteps: Int = 2_000, plantedBug: RaftPlantedBug? = nil) {
         self.memberCount = memberCount
         self.mode = mode

@@ -119,9 +119,17 @@ extension RaftSimulator {
     }
 
     func installSnapshot(member: Int, position: LogPosition, term: Term, digest: UInt64) {
-        guard let core = members[member].core, position > core.commitPosition else { return }
-        members[member].log.installSnapshot(position: position, term: term, digest: digest)
+        guard let core = members[member].core, core.shouldInstallSnapshot(position: position) else { return }
         checker.snapshotInstalled(position: position, digest: digest, member: member)
+        if core.termIndex.term(at: position) == term {
+            // Keep the log after the snapshot's last entry (the rule `snapshotInstalled` documents).
+            if members[member].log.digest(at: position) != digest {
+                checker.fail("log matching: m\(member) holds an entry ending at \(position) in \(term) that differs from the snapshot's")
+            }
+            members[member].log.compact(upTo: position)
+        } else {
+            members[member].log.installSnapshot(position: position, term: term, digest: digest)
+        }
         step(member, .snapshotInstalled(position: position, term: term))
     }
 

@@ -54,7 +54,9 @@ extension RaftSimulator {
     func injectFault() {
         let up = members.indices.filter { members[$0].isUp }
         result.faultsInjected += 1
-        switch drawFault() {
+        let kind = drawFault()
+        if options.trace { print("\(nowNanos / 1000)us FAULT \(kind) up \(up)") }
+        switch kind {
         case .powerLoss:
             guard let victim = pick(up) else { return }
             // Only what fdatasync covered survives (plus a torn prefix of the rest); a new boot id.

@@ -152,9 +152,23 @@ final class RaftSimulator {
         output.removeAll()
         members[member].core!.step(input, into: &output)
         execute(member: member, payload: payload)
+        if options.trace { traceStep(member, input) }
         if members[member].core!.refusedUnsafeTruncations > 0 {
             checker.fail("m\(member) was asked to truncate committed entries")
         }
+    }
+
+    private func traceStep(_ member: Int, _ input: RaftInput) {
+        let core = members[member].core!
+        var line = "\(nowNanos / 1000)us m\(member) [\(core.role) \(core.term) end \(core.endPosition) commit \(core.commitPosition)] "
+        switch input {
+        case .tick: line += "tick"
+        case .message(let from, let message): line += "from m\(from.rawValue): \(message)"
+        default: line += "\(input)"
+        }
+        let actions = output.actions.filter { if case .roleChanged = $0 { true } else if case .send(_, let m) = $0, case .heartbeat = m.body { false } else { true } }
+        if !actions.isEmpty { line += " -> \(actions)" }
+        print(line)
     }
 
     private func propose() {
