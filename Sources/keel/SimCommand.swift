@@ -75,6 +75,7 @@ private struct SimulationSummary {
     var stops = 0
     var violations = 0
     var healToLeaderMillis: [Int64] = []
+    var leaderlessMillis: [Int64] = []
 
     mutating func add(_ result: RaftSimulationResult) {
         seeds += 1
@@ -85,6 +86,7 @@ private struct SimulationSummary {
         if result.stoppedAfterMajorityPowerLoss { stops += 1 }
         if result.violation != nil { violations += 1 }
         if let nanos = result.healToLeaderNanos { healToLeaderMillis.append(nanos / 1_000_000) }
+        leaderlessMillis.append(contentsOf: result.leaderlessNanos.map { $0 / 1_000_000 })
     }
 
     func print(elapsedSeconds: Double, options: RaftSimulationOptions) {
@@ -98,12 +100,16 @@ private struct SimulationSummary {
         if options.mode == .replicated {
             Swift.print("  stopped        \(stops) seeds (a majority lost power at once: no leader, no divergence, as promised)")
         }
-        let sorted = healToLeaderMillis.sorted()
-        if !sorted.isEmpty {
-            func percentile(_ p: Double) -> Int64 { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))] }
-            Swift.print("  heal → leader  p50 \(percentile(0.5)) ms, p90 \(percentile(0.9)) ms, p99 \(percentile(0.99)) ms, max \(sorted.last!) ms (virtual; \(sorted.count) seeds)")
-        }
+        Swift.print("  leaderless     \(distribution(leaderlessMillis)) (virtual time from losing a leader to electing one)")
+        Swift.print("  heal → leader  \(distribution(healToLeaderMillis)) (virtual, after faults stop)")
         Swift.print("  violations     \(violations)")
+    }
+
+    private func distribution(_ millis: [Int64]) -> String {
+        let sorted = millis.sorted()
+        guard let maximum = sorted.last else { return "none" }
+        func percentile(_ p: Double) -> Int64 { sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))] }
+        return "p50 \(percentile(0.5)) ms, p90 \(percentile(0.9)) ms, p99 \(percentile(0.99)) ms, max \(maximum) ms (n=\(sorted.count))"
     }
 
     private func formatted(_ value: Double) -> String {

@@ -47,6 +47,9 @@ public struct RaftSimulationResult: Sendable {
     /// Virtual nanoseconds from healing to a leader that committed an entry of its term; nil if none
     /// (a legitimate stop, or a violation).
     public var healToLeaderNanos: Int64? = nil
+    /// Every stretch of virtual time the cluster spent with no leader, from the moment the last leader
+    /// was lost (crash, step-down) until a member won an election.
+    public var leaderlessNanos: [Int64] = []
     /// The cluster stopped as replicated mode promises after a majority lost power (no leader, no divergence).
     public var stoppedAfterMajorityPowerLoss = false
     /// The first broken rule, if any.

@@ -54,6 +54,7 @@ final class RaftSimulator {
     var nextPayload: UInt64 = 1
     var faultsEnabled = true
     var healedAtNanos: Int64 = 0
+    var leaderlessSinceNanos: Int64? = 0
     // Network state.
     var blocked: [Bool]
     var lossRate = 0.01
@@ -107,6 +108,7 @@ final class RaftSimulator {
         result.steps += 1
         handle(event)
         checkNoMemberElectableWithoutCommitted()
+        trackLeaderlessTime()
         if let violation = checker.violation, result.violation == nil {
             result.violation = "\(violation) (at \(nowNanos / 1_000_000) ms, step \(result.steps))"
         }
@@ -155,6 +157,16 @@ final class RaftSimulator {
         if options.trace { traceStep(member, input) }
         if members[member].core!.refusedUnsafeTruncations > 0 {
             checker.fail("m\(member) was asked to truncate committed entries")
+        }
+    }
+
+    private func trackLeaderlessTime() {
+        let hasLeader = members.contains { $0.core?.role == .leader }
+        if hasLeader, let since = leaderlessSinceNanos {
+            result.leaderlessNanos.append(nowNanos - since)
+            leaderlessSinceNanos = nil
+        } else if !hasLeader && leaderlessSinceNanos == nil {
+            leaderlessSinceNanos = nowNanos
         }
     }
 
