@@ -30,28 +30,53 @@ final class IOBenchmark {
 
     // MARK: write + fdatasync latency
 
-    /// 4 KiB write+fdatasync, one at a time: the ring (linked write→fdatasync) and plain syscalls,
-    /// interleaved op by op on two files prepared alike so both see the same disk conditions.
-    func syncLatency(preallocation: Preallocation) throws -> (ring: LatencySummary, plain: LatencySummary) {
+    /// 4 KiB write+fdatasync latencies, one operation at a time, three ways on three files prepared alike.
+    struct SyncLatencies {
+        /// write and fdatasync both through the ring, linked (two kernel-worker hand-offs on ext4).
+        var ringLinked: LatencySummary
+        /// `pwrite` on this thread, then fdatasync through the ring: how the log syncs (its bytes are
+        /// copied into a mapping, then the ring syncs them).
+        var ringDatasync: LatencySummary
+        /// The baseline: `pwrite` then `fdatasync`, plain syscalls.
+        var plain: LatencySummary
+    }
+
+    /// Runs the three ways in rotating order, operation by operation, so all see the same disk conditions
+    /// and none always goes first.
+    func syncLatency(preallocation: Preallocation) throws -> SyncLatencies {
         let blockBytes = 4096
         let fileBytes = Int64(sizes.syncOps * blockBytes)
-        let (plain, ringFile) = try makeFilePair("sync-\(preallocation.rawValue)", preallocation: preallocation, bytes: fileBytes)
-        defer { plain.close(); closeRingFile(ringFile); removePair("sync-\(preallocation.rawValue)") }
+        let name = "sync-\(preallocation.rawValue)"
+        let (plain, linkedFile) = try makeFilePair(name, preallocation: preallocation, bytes: fileBytes)
+        let (plainSpare, datasyncFile) = try makeFilePair(name + "-b", preallocation: preallocation, bytes: fileBytes)
+        plainSpare.close()
+        defer {
+            plain.close(); closeRingFile(linkedFile); closeRingFile(datasyncFile)
+            removePair(name); removePair(name + "-b")
+        }
         let block = Self.patternBlock(bytes: blockBytes)
         defer { block.deallocate() }
-        var ringHistogram = LatencySummary.makeHistogram()
-        var plainHistogram = LatencySummary.makeHistogram()
+        let bytes = UnsafeRawBufferPointer(block)
+        var histograms = [LatencySummary.makeHistogram(), LatencySummary.makeHistogram(), LatencySummary.makeHistogram()]
         for index in 0..<sizes.syncOps {
             let offset = Int64(index * blockBytes)
-            var started = monotonicNanos()
-            try ringWrite(ringFile, at: offset, UnsafeRawBufferPointer(block), thenDatasync: true)
-            _ = ringHistogram.record(UInt64(monotonicNanos() - started))
-            started = monotonicNanos()
-            try plain.writeFully(UnsafeRawBufferPointer(block), at: offset)
-            try plain.datasync()
-            _ = plainHistogram.record(UInt64(monotonicNanos() - started))
+            for turn in 0..<3 {
+                let way = (index + turn) % 3
+                let started = monotonicNanos()
+                switch way {
+                case 0:
+                    try ringWrite(linkedFile, at: offset, bytes, thenDatasync: true)
+                case 1:
+                    try storage.write(datasyncFile, at: offset, bytes)
+                    try ringDatasync(datasyncFile)
+                default:
+                    try plain.writeFully(bytes, at: offset)
+                    try plain.datasync()
+                }
+                _ = histograms[way].record(UInt64(monotonicNanos() - started))
+            }
         }
-        return (LatencySummary(ringHistogram), LatencySummary(plainHistogram))
+        return SyncLatencies(ringLinked: LatencySummary(histograms[0]), ringDatasync: LatencySummary(histograms[1]), plain: LatencySummary(histograms[2]))
     }
 
     // MARK: sequential throughput
@@ -161,7 +186,19 @@ final class IOBenchmark {
         let token = IOToken(nextToken)
         nextToken &+= 1
         try storage.submitWrite(file, at: offset, bytes, token: token, thenDatasync: thenDatasync)
-        var outstanding = thenDatasync ? 2 : 1
+        try awaitCompletions(of: token, count: thenDatasync ? 2 : 1, writeBytes: bytes.count)
+    }
+
+    /// One fdatasync through the ring, waited for.
+    private func ringDatasync(_ file: FileID) throws {
+        let token = IOToken(nextToken)
+        nextToken &+= 1
+        try storage.submitDatasync(file, token: token)
+        try awaitCompletions(of: token, count: 1, writeBytes: 0)
+    }
+
+    private func awaitCompletions(of token: IOToken, count: Int, writeBytes: Int) throws {
+        var outstanding = count
         while outstanding > 0 {
             try storage.waitForCompletions(timeoutNanos: 5_000_000_000)
             storage.reapCompletions(into: &completions)
@@ -169,8 +206,8 @@ final class IOBenchmark {
                 let completion = completions[index]
                 precondition(completion.token == token, "a completion for an operation this benchmark did not submit")
                 if let error = completion.error { throw IOError(error.operation, errno: error.errno, subject: path("ring file")) }
-                if completion.operation == .write && completion.result != Int32(bytes.count) {
-                    throw BenchmarkError("short io_uring write: \(completion.result) of \(bytes.count) bytes")
+                if completion.operation == .write && completion.result != Int32(writeBytes) {
+                    throw BenchmarkError("short io_uring write: \(completion.result) of \(writeBytes) bytes")
                 }
                 outstanding -= 1
             }
