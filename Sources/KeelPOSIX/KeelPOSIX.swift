@@ -1,1 +1,0 @@
-// KeelPOSIX: see docs/architecture.md.
