@@ -18,8 +18,10 @@ public struct RaftSimulationOptions: Sendable {
     public var meanFaultIntervalNanos: Int64 = 150_000_000
     /// Mean virtual time between client proposals.
     public var meanProposalIntervalNanos: Int64 = 8_000_000
-    /// Share of faults that are power losses (the rest: process crashes, partitions, loss bursts, transfers, compactions).
-    public var powerLossShare: Double = 0.12
+    /// Share of faults that are power losses (the rest: process crashes, partitions, loss bursts, transfers,
+    /// compactions). Lower in replicated mode, where overlapping power losses legitimately stop the cluster
+    /// and end the useful part of a seed.
+    public var powerLossShare: Double
 
     /// Print every step (input and actions) of the run, for replaying a failing seed by hand.
     public var trace = false
@@ -29,6 +31,7 @@ public struct RaftSimulationOptions: Sendable {
         self.mode = mode
         self.faultSteps = faultSteps
         self.plantedBug = plantedBug
+        self.powerLossShare = mode == .replicated ? 0.06 : 0.12
     }
 }
 

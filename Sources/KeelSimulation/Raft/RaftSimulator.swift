@@ -208,7 +208,7 @@ final class RaftSimulator {
     }
 
     /// A leader of a stable term committed an entry of its term, every proposal it accepted is
-    /// committed, and every member's commit caught up with it.
+    /// committed, and every member caught up with it.
     private func livenessReached() -> Bool {
         guard !faultsEnabled else { return false }
         let leaders = members.indices.filter { members[$0].core?.role == .leader }
@@ -218,7 +218,8 @@ final class RaftSimulator {
         guard nowNanos >= healedAtNanos + Self.healProposalWindowNanos else { return false }
         let accepted = members[leaders[0]].lastAccepted
         if accepted.term == leader.term && leader.commitPosition < accepted.end { return false }
-        return members.allSatisfy { $0.core?.commitPosition == leader.commitPosition }
+        // Members that rejoined after a power loss must have been caught up (and vote again) too.
+        return members.allSatisfy { $0.core?.commitPosition == leader.commitPosition && $0.core?.catchingUp == false }
     }
 
     private func judgeMissingLiveness() {
