@@ -1,10 +1,16 @@
 import KeelCore
 
 /// How appended bytes reach the segment file.
+///
+/// Measured with `keel bench log` on this machine (ext4, kernel 6.18): `pwrite` is the default. A store
+/// into a fresh page of a shared mapping first faults the page in (the kernel zero-fills it through
+/// the read path, since it cannot know the whole page will be overwritten), then faults again to
+/// make it writable; a `pwrite` of whole pages skips both. mappedCopy reached 3.3 M frames/s for
+/// 32-byte payloads against 6.2 M for pwrite, and 0.6 GB/s against 1.5 GB/s for 1 KiB payloads.
 public enum LogAppendMethod: String, Sendable, CaseIterable {
     /// Copy into a writable shared mapping of the preallocated segment: no syscall per append.
     case mappedCopy
-    /// Encode into a staging buffer and `pwrite` it (`Storage.write`) once per batch.
+    /// Encode into a staging buffer and `pwrite` it (`Storage.write`) once per batch (the default).
     case pwrite
 }
 
@@ -27,7 +33,7 @@ public struct LogConfiguration: Sendable {
 
     public init(
         clusterID: UInt64, segmentLengthBytes: Int64 = 64 << 20, maxPayloadBytes: Int = 1 << 20,
-        durability: DurabilityMode = .durable, appendMethod: LogAppendMethod = .mappedCopy,
+        durability: DurabilityMode = .durable, appendMethod: LogAppendMethod = .pwrite,
         stagingBufferBytes: Int = 4 << 20, nextSegmentThreshold: Double = 0.5
     ) {
         self.clusterID = clusterID

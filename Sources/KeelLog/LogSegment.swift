@@ -65,18 +65,6 @@ struct LogSegment {
         }
     }
 
-    /// Touches every page of the data area (reads only, so nothing becomes dirty) so that the first
-    /// append into each page does not also pay for mapping it.
-    func prefault() -> UInt8 {
-        var sum: UInt8 = 0
-        var offset = 0
-        while offset < readable.count {
-            sum &+= readable[offset]
-            offset += 4096
-        }
-        return sum
-    }
-
     func close<S: Storage>(storage: S) {
         storage.unmap(readable)
         storage.closeFile(file)

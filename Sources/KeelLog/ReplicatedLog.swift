@@ -272,13 +272,14 @@ public final class ReplicatedLog<S: Storage> {
             throw .badConfiguration("more than \(publication.slotCount) segments open; delete old segments or use bigger ones")
         }
         let segment = try LogSegment.create(storage: storage, start: LogPosition(lastSegmentEnd), configuration: configuration)
-        _ = segment.prefault()
         publication.setSegmentData(start: segment.start.rawValue, base: segment.data)
         segments.append(segment)
     }
 
     /// Creates the next segment ahead of need once the active one passes the threshold, so a full
     /// disk shows up before the active segment runs out and roll-over costs no file creation.
+    /// (Its pages are not touched ahead: measured, reading them only made the kernel zero-fill
+    /// page-cache pages that the appends then had to fault in again for writing.)
     func prepareNextSegmentIfDue() {
         let offset = Double(cursor.rawValue % segmentLength)
         guard lastSegmentEnd - cursor.rawValue <= segmentLength,

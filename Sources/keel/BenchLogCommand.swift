@@ -29,6 +29,8 @@ struct BenchLogCommand: ParsableCommand {
     var dir: String = "."
     @Flag(help: "A short smoke run: small sizes; its figures are not for recording.")
     var quick = false
+    @Option(help: "Which series to run: any of replicated, durable, group (comma-separated).")
+    var series: String = "replicated,durable,group"
 
     func run() throws {
         try requireIOUring()
@@ -45,6 +47,13 @@ struct BenchLogCommand: ParsableCommand {
         print("free space \(free >> 30) GiB; \(bytes >> 20) MiB per throughput series; segments of \(segmentMiB) MiB")
         let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick)
 
+        let chosen = Set(series.split(separator: ",").map(String.init))
+        if chosen.contains("replicated") { try runReplicated(bench, bytes: bytes) }
+        if chosen.contains("durable") { try runDurable(bench, bytes: bytes) }
+        if chosen.contains("group") { try runGroupCommit(bench) }
+    }
+
+    private func runReplicated(_ bench: LogBenchmark, bytes: Int64) throws {
         print("\n== replicated: appends of N frames, no wait for fdatasync (background sync, one in flight)")
         for (payload, frames) in [(32, 1000), (1024, 100)] {
             let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
@@ -54,6 +63,9 @@ struct BenchLogCommand: ParsableCommand {
             }
         }
 
+    }
+
+    private func runDurable(_ bench: LogBenchmark, bytes: Int64) throws {
         print("\n== durable: one append, then wait until fdatasync covers it (closed loop)")
         for appendBytes in [4 << 10, 64 << 10, 1 << 20] {
             let total = quick ? Int64(16 << 20) : min(bytes, Int64(appendBytes) * (appendBytes <= 4096 ? 20_000 : 4_000))
@@ -64,6 +76,9 @@ struct BenchLogCommand: ParsableCommand {
             }
         }
 
+    }
+
+    private func runGroupCommit(_ bench: LogBenchmark) throws {
         print("\n== group commit: 32-byte frames offered open-loop; latency from intended send to durable")
         let sync = try bench.syncLatency(operations: quick ? 300 : 2000)
         print("  fdatasync baseline (4 KiB pwrite + fdatasync, fallocate'd file): p50 \(micros(sync.p50Nanos)) µs, p99 \(micros(sync.p99Nanos)) µs, p99.9 \(micros(sync.p999Nanos)) µs")
