@@ -68,8 +68,10 @@ extension PosixTransport {
 
     /// One receive per readiness: a receive completes with whatever one recv(2) returned.
     private func progressReceive(_ descriptor: Int32) {
-        guard let socket = sockets[descriptor], !socket.receives.isEmpty else { return }
-        let operation = socket.receives.first
+        // Scalar reads only: holding a copy of the socket while popping would make its queue's
+        // storage shared and force a copy (an allocation) on the data path.
+        guard sockets[descriptor]?.receives.isEmpty == false else { return }
+        let operation = sockets[descriptor]!.receives.first
         let received = SocketCalls.receiveSome(descriptor, operation.base!, operation.count)
         if received == -Int(EAGAIN) { return }
         _ = sockets[descriptor]!.receives.pop()
@@ -79,8 +81,8 @@ extension PosixTransport {
     /// Sends queued bytes in order until the kernel's buffer is full; a send completes once all its
     /// bytes are taken.
     func progressSends(_ descriptor: Int32) {
-        while let socket = sockets[descriptor], !socket.sends.isEmpty {
-            var operation = socket.sends.first
+        while sockets[descriptor]?.sends.isEmpty == false {
+            var operation = sockets[descriptor]!.sends.first
             let remaining = operation.count - operation.doneBytes
             if remaining > 0 {
                 let sent = SocketCalls.sendSome(descriptor, UnsafeRawPointer(operation.base! + operation.doneBytes), remaining)
