@@ -58,6 +58,12 @@ public enum Errno {
     public static let noSpace: Int32 = 28         // ENOSPC
     public static let canceled: Int32 = 125       // ECANCELED
     public static let timedOut: Int32 = 62        // ETIME (io_uring timeout expiry)
+    public static let brokenPipe: Int32 = 32      // EPIPE
+    public static let addressNotAvailable: Int32 = 99  // EADDRNOTAVAIL
+    public static let addressInUse: Int32 = 98    // EADDRINUSE
+    public static let connectionReset: Int32 = 104     // ECONNRESET
+    public static let connectionTimedOut: Int32 = 110  // ETIMEDOUT
+    public static let connectionRefused: Int32 = 111   // ECONNREFUSED
 }
 
 /// A failed I/O operation: which operation, on what, and the errno it ended with.
@@ -103,6 +109,7 @@ public func errnoName(_ value: Int32) -> String {
     case 62: "timer expired (ETIME)"
     case 95: "operation not supported (EOPNOTSUPP)"
     case 98: "address in use (EADDRINUSE)"
+    case 99: "address not available (EADDRNOTAVAIL)"
     case 104: "connection reset by peer (ECONNRESET)"
     case 110: "connection timed out (ETIMEDOUT)"
     case 111: "connection refused (ECONNREFUSED)"
