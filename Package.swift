@@ -19,6 +19,11 @@ let package = Package(
         .library(name: "KeelLog", targets: ["KeelLog"]),
         .library(name: "KeelRaft", targets: ["KeelRaft"]),
         .library(name: "KeelSimulation", targets: ["KeelSimulation"]),
+        .library(name: "KeelService", targets: ["KeelService"]),
+        .library(name: "KeelRuntime", targets: ["KeelRuntime"]),
+        .library(name: "KeelNode", targets: ["KeelNode"]),
+        .library(name: "KeelClient", targets: ["KeelClient"]),
+        .library(name: "KeelExamples", targets: ["KeelExamples"]),
         .executable(name: "keel", targets: ["keel"]),
     ],
     dependencies: [
@@ -43,15 +48,26 @@ let package = Package(
         .target(name: "KeelPOSIX", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // io_uring implementations of Storage / Clock (and later Transport); agent runners.
         .target(name: "KeelIO", dependencies: ["KeelCore", "CLiburing", "CKeelShims"], swiftSettings: swiftSettings),
+        // The public service API: ClusteredService, Cluster, ClientSession.
+        .target(name: "KeelService", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        // Consensus agent, service agent, timers, sessions; generic over Storage / Transport / Clock.
+        .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelService"], swiftSettings: swiftSettings),
+        // ClusterNode: the runtime wired to io_uring for production.
+        .target(name: "KeelNode", dependencies: ["KeelRuntime", "KeelIO", "KeelCore"], swiftSettings: swiftSettings),
+        // ClusterClient over plain sockets.
+        .target(name: "KeelClient", dependencies: ["KeelCore", "KeelWire", "KeelPOSIX"], swiftSettings: swiftSettings),
+        // Example services: echo (benchmarks), key-value, bank.
+        .target(name: "KeelExamples", dependencies: ["KeelService", "KeelCore"], swiftSettings: swiftSettings),
         // Deterministic, fault-injecting implementations of the protocols; simulators and checkers.
-        .target(name: "KeelSimulation", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog"], swiftSettings: swiftSettings),
+        .target(name: "KeelSimulation", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelService", "KeelRuntime"], swiftSettings: swiftSettings),
         // The umbrella module users import.
-        .target(name: "Keel", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        .target(name: "Keel", dependencies: ["KeelCore", "KeelService", "KeelNode", "KeelClient"], swiftSettings: swiftSettings),
         // The `keel` command.
         .executableTarget(
             name: "keel",
             dependencies: [
                 "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum",
+                "KeelService", "KeelRuntime", "KeelNode", "KeelClient", "KeelExamples",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -66,6 +82,9 @@ let package = Package(
         .testTarget(name: "KeelLogTests", dependencies: ["KeelLog", "KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelWireTests", dependencies: ["KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelPOSIXTests", dependencies: ["KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelSimulation", "KeelExamples", "KeelService", "KeelLog", "KeelRaft", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelClientTests", dependencies: ["KeelClient", "KeelWire", "KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelNodeTests", dependencies: ["KeelNode", "KeelClient", "KeelRuntime", "KeelIO", "KeelExamples", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelArchitectureTests", dependencies: [], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,1 @@
+// KeelClient: see docs/architecture.md.

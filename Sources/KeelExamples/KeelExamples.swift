@@ -1,0 +1,1 @@
+// KeelExamples: see docs/architecture.md.

@@ -1,0 +1,1 @@
+// KeelNode: see docs/architecture.md.

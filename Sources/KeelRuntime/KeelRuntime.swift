@@ -1,0 +1,1 @@
+// KeelRuntime: see docs/architecture.md.

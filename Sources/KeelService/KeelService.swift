@@ -1,0 +1,1 @@
+// KeelService: see docs/architecture.md.
