@@ -116,7 +116,8 @@ import Testing
         var refusedAtNanos: Int64?
         var abandonedSend: IOCompletion?
         func offerAndFlush() throws {
-            if refusedAtNanos == nil {
+            // Offer as fast as the producer can: the queue fills within one round.
+            while refusedAtNanos == nil {
                 if queue.offer(UnsafeRawBufferPointer(chunk), nowNanos: wallNanos()) {
                     offeredBytes += chunk.count
                 } else {
@@ -136,6 +137,7 @@ import Testing
         // Keep pumping: the kernel buffers are full, so no send progresses and the peer goes stale.
         var stalledAtNanos: Int64?
         try fixture.run("the stall timeout", beforeWaiting: {
+            try queue.flush(via: transport, connection: client, token: IOToken(7))
             if queue.isStalled(nowNanos: wallNanos(), timeoutNanos: stallTimeoutNanos) { stalledAtNanos = wallNanos() }
         }, until: { stalledAtNanos != nil }) { completion in
             queue.completeSend(bytes: Int(completion.result), nowNanos: wallNanos())
