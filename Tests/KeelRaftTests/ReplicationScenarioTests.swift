@@ -193,4 +193,35 @@ import Testing
         #expect(cluster.commits[2] == LogPosition(448))
         #expect(cluster.snapshotRequests.count == 1)
     }
+
+    @Test func replicateStatePipelinesAppendsWithoutWaitingForAcknowledgements() {
+        var cluster = ScenarioHarness(count: 3)
+        cluster.elect(0)
+        cluster.queue.removeAll()
+        let before = cluster.sent(by: 0).count
+        for _ in 0..<3 { cluster.step(0, .propose(byteCount: 64)) }
+        // Three appends to each follower went out back to back, none answered yet.
+        let appends = cluster.sent(by: 0).dropFirst(before).compactMap { message -> AppendEntries? in
+            if case .appendEntries(let append) = message.body { append } else { nil }
+        }
+        #expect(appends.map(\.prevPosition) == [64, 64, 128, 128, 192, 192].map { LogPosition($0) })
+        cluster.deliverAll()
+        #expect(cluster.commits[0] == LogPosition(256))
+    }
+
+    @Test func heartbeatsAreSuppressedWhileAppendsFlow() {
+        var cluster = ScenarioHarness(count: 3)
+        cluster.elect(0)
+        let before = cluster.sent(by: 0).count
+        for _ in 0..<20 {  // a proposal every 10 ms for 200 ms: appends carry the commit position
+            cluster.step(0, .propose(byteCount: 32))
+            cluster.advance(byNanos: 10_000_000)
+            cluster.deliverAll()
+        }
+        let heartbeats = cluster.sent(by: 0).dropFirst(before).filter { if case .heartbeat = $0.body { true } else { false } }
+        #expect(heartbeats.isEmpty)
+        cluster.run(forNanos: 200_000_000)  // idle: now heartbeats go out
+        #expect(cluster.sent(by: 0).contains { if case .heartbeat = $0.body { true } else { false } })
+        #expect(cluster.commits == [LogPosition(704), LogPosition(704), LogPosition(704)])
+    }
 }

@@ -58,3 +58,13 @@ extension SimulatorTests {
         if let found { print("planted bug \(bug.rawValue) found at seed \(found.seed): \(found.violation!)") }
     }
 }
+
+extension SimulatorTests {
+    @Test func throughputBenchCommitsEveryProposal() {
+        let result = RaftThroughputBench.run(proposals: 2_000, entriesPerProposal: 256)
+        #expect(result.proposals == 2_000)
+        #expect(result.proposalsPerSecond > 0)
+        // One proposal: the leader's propose and persist, an append, a persist and two answers per follower.
+        #expect(result.steps >= 2_000 * 10)
+    }
+}
