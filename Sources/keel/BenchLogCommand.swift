@@ -23,12 +23,14 @@ struct BenchLogCommand: ParsableCommand {
     var gib: Double = 2
     @Option(help: "Seconds per group-commit rate.")
     var seconds: Double = 5
-    @Option(help: "Segment size in MiB.")
+    @Option(name: .customLong("segment-mib"), help: "Segment size in MiB.")
     var segmentMiB: Int = 64
     @Option(help: "Folder on the disk to measure (a scratch folder is made inside it).")
     var dir: String = "."
     @Flag(help: "A short smoke run: small sizes; its figures are not for recording.")
     var quick = false
+    @Option(help: "How segments are preallocated: fallocate or zeroFill.")
+    var preallocation: String = "fallocate"
     @Option(help: "Which series to run: any of replicated, durable, group (comma-separated).")
     var series: String = "replicated,durable,group"
 
@@ -45,7 +47,11 @@ struct BenchLogCommand: ParsableCommand {
         let machine = MachineDescription.current(directory: scratch)
         print("keel bench log — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel), \(machine.fileSystem) at \(dir)")
         print("free space \(free >> 30) GiB; \(bytes >> 20) MiB per throughput series; segments of \(segmentMiB) MiB")
-        let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick)
+        guard let method = IOUringStorage.PreallocationMethod(rawValue: preallocation) else {
+            throw BenchmarkError("--preallocation must be fallocate or zeroFill")
+        }
+        print("segments preallocated by \(method.rawValue)")
+        let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick, preallocation: method)
 
         let chosen = Set(series.split(separator: ",").map(String.init))
         if chosen.contains("replicated") { try runReplicated(bench, bytes: bytes) }
@@ -109,6 +115,7 @@ struct LogBenchmark {
     let scratch: String
     let segmentBytes: Int64
     let quick: Bool
+    let preallocation: IOUringStorage.PreallocationMethod
 
     private func withLog<R>(
         _ label: String, durability: DurabilityMode, method: LogAppendMethod, maxPayloadBytes: Int = 1 << 20,
@@ -116,7 +123,7 @@ struct LogBenchmark {
     ) throws -> R {
         let folder = scratch + "/" + label
         defer { removeScratchDirectory(folder) }
-        let storage = try IOUringStorage(directory: folder, ring: try Ring())
+        let storage = try IOUringStorage(directory: folder, ring: try Ring(), preallocationMethod: preallocation)
         let configuration = LogConfiguration(
             clusterID: 1, segmentLengthBytes: segmentBytes, maxPayloadBytes: maxPayloadBytes, durability: durability,
             appendMethod: method, stagingBufferBytes: 4 << 20)
