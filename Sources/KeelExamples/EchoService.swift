@@ -1,0 +1,33 @@
+import KeelCore
+import KeelService
+
+/// The simplest service: answers every message with the same bytes, and counts what it applied
+/// (so tests can compare replicas). Used by `keel node --service echo` and the benchmarks.
+public struct EchoService: ClusteredService {
+    /// Messages applied so far.
+    public private(set) var messagesApplied: Int64 = 0
+    /// Sessions currently open.
+    public private(set) var openSessions = 0
+    /// A running checksum (FNV-1a) over every message applied, in order: equal on replicas that
+    /// applied the same messages in the same order.
+    public private(set) var digest: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    public init() {}
+
+    public mutating func onStart(cluster: Cluster) throws {}
+
+    public mutating func onSessionOpen(_ session: ClientSession, timestamp: ClusterTime) {
+        openSessions += 1
+    }
+
+    public mutating func onSessionMessage(_ session: ClientSession, timestamp: ClusterTime, message: UnsafeRawBufferPointer) {
+        messagesApplied += 1
+        for byte in message { digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        digest = (digest ^ UInt64(bitPattern: session.id)) &* 0x100_0000_01b3
+        session.offer(message)
+    }
+
+    public mutating func onSessionClose(_ session: ClientSession, timestamp: ClusterTime, reason: CloseReason) {
+        openSessions -= 1
+    }
+}

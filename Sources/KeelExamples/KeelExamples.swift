@@ -1,1 +1,0 @@
-// KeelExamples: see docs/architecture.md.

@@ -1,0 +1,57 @@
+import KeelCore
+
+/// What became of a message offered to a client.
+public enum OfferResult: Sendable, Equatable {
+    /// Queued for the client (on the leader), or suppressed on purpose (on a follower, where
+    /// replicas stay silent): either way the service should carry on.
+    case accepted
+    /// The egress queue is full for now; the message was not taken.
+    case backPressured
+    /// The message is larger than one egress frame can carry.
+    case tooLarge
+    /// The session is closed.
+    case closed
+}
+
+/// Where a session's egress goes. Implemented by the runtime (an SPSC queue towards the consensus
+/// agent, which sends it to the client only on the leader).
+public protocol SessionEgress: AnyObject {
+    /// Offers `message` for `sessionId`, answering request `sequence` (0 when unsolicited), stamped
+    /// with `timestamp`.
+    func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult
+}
+
+/// One client's session with the cluster: lives in the replicated state, so every replica has the
+/// same sessions (the runtime makes them from session-open entries).
+public final class ClientSession {
+    /// The session's id, unique in the cluster.
+    public let id: Int64
+    /// False once the session's close entry was applied.
+    public package(set) var isOpen = true
+    /// The request being applied (0 outside `onSessionMessage`): offers answer it.
+    package var currentSequence: Int64 = 0
+    /// The cluster time of the entry being applied.
+    package var currentTimestamp: ClusterTime = .zero
+    private unowned let egress: any SessionEgress
+
+    /// A session (made by the runtime).
+    public init(id: Int64, egress: any SessionEgress) {
+        precondition(id >= 1, "session ids start at 1")
+        self.id = id
+        self.egress = egress
+    }
+
+    /// Sends `message` to the client (egress). On a follower the message is suppressed and
+    /// `.accepted` returned, so every replica runs the same code path.
+    @discardableResult
+    public func offer(_ message: UnsafeRawBufferPointer) -> OfferResult {
+        guard isOpen else { return .closed }
+        return egress.offer(sessionId: id, sequence: currentSequence, timestamp: currentTimestamp, message: message)
+    }
+
+    /// Sends the bytes of `message` (convenience; `offer(_: UnsafeRawBufferPointer)` copies nothing extra).
+    @discardableResult
+    public func offer(_ message: [UInt8]) -> OfferResult {
+        message.withUnsafeBytes { offer($0) }
+    }
+}

@@ -1,1 +1,0 @@
-// KeelService: see docs/architecture.md.
