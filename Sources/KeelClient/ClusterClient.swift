@@ -1,0 +1,243 @@
+import KeelCore
+import KeelPOSIX
+import KeelWire
+
+/// A client of a Keel cluster (issue 6 §3), over plain non-blocking sockets so client programs run
+/// where io_uring is blocked.
+///
+/// Given the members' client addresses it connects, follows redirects to the leader and opens a
+/// session. `offer` buffers a request without blocking (or reports back-pressure); `poll` moves
+/// everything forward and hands responses to a closure. When the leader is lost (its connection
+/// closes, or it stays silent past `responseTimeoutNanos` with requests unanswered) the client
+/// finds the new leader, opens a new session and re-sends every request not yet acknowledged —
+/// **at-least-once**: a request whose response was lost in the failover may be applied twice (see
+/// docs/semantics.md). A response acknowledges its request and every earlier one of its session.
+///
+/// Requests carry a per-session sequence (1, 2, 3, … on the wire); `offer` returns a client-wide
+/// request id that stays the same across re-sends, and each response names the request id it
+/// answers.
+///
+/// Owned by one thread (or one task at a time); not thread-safe. Everything is allocated at start:
+/// the outstanding-request ring, the receive buffer, the completion buffer.
+public final class ClusterClient<Time: Clock> {
+    /// The configuration in force.
+    public let configuration: ClusterClientConfiguration
+    let clock: Time
+    let transport: PosixTransport
+    var completions: IOCompletionBuffer
+    let decoder: FrameStreamDecoder
+    var outstanding: OutstandingRequests
+    /// Control frames (connect, keep-alive, close), each in its own slot so they can be in flight
+    /// together with data.
+    let controlBuffer: UnsafeMutableRawBufferPointer
+
+    enum Phase: Equatable {
+        case retryWait(untilNanos: Int64)
+        case tcpConnecting
+        case awaitingReply
+        case awaitingSession
+        case open
+        case closed
+    }
+
+    var phase: Phase
+    var connection: ConnectionID?
+    /// Bumped for every connection; completions of older ones are ignored.
+    var generation: UInt64 = 0
+    var memberCursor = 0
+    var redirectTarget: (host: String, port: UInt16, member: MemberID)?
+    var currentTarget = ""
+    var attemptsSinceDelay = 0
+    var attemptStartNanos: Int64 = 0
+    /// Set while there is no session: when the search for a leader began.
+    var searchStartNanos: Int64?
+    var lastProblem = "none"
+    var lastReceiveNanos: Int64 = 0
+    var lastSendNanos: Int64 = 0
+    var keepAliveInFlight = false
+    var closeRequested = false
+    var closeSignalSent = false
+    /// The next request to send, and the end (exclusive) of the send in flight, if any.
+    var nextToSendID: Int64 = 1
+    var inFlightEndID: Int64?
+    /// On the wire, sequence = request id − sequenceOffset (sequences restart at 1 per session).
+    var sequenceOffset: Int64 = 0
+    /// The highest request id a response has acknowledged.
+    var highestAcknowledgedID: Int64 = 0
+
+    /// The open session's id, or 0.
+    public internal(set) var sessionID: Int64 = 0
+    /// The leader as last reported by a connect-accepted or redirect.
+    public internal(set) var leaderMemberID: MemberID?
+    /// The leader's term as last reported.
+    public internal(set) var leaderTerm: Term = .zero
+    /// Sessions opened so far (more than one means failovers happened).
+    public internal(set) var sessionsOpened = 0
+    /// Requests re-sent on a new session after losing a leader.
+    public internal(set) var requestsResent = 0
+    /// Why the client stopped, once it has.
+    public internal(set) var failure: ClusterClientError?
+
+    static var connectSlotBytes: Int { ConnectFrame.fixedBytes + WireProtocol.maxCredentialsBytes }
+    static var maxFramesPerSend: Int { 1024 }
+
+    /// A client for `configuration`, reading time from `clock`. Starts looking for the leader at
+    /// the first `poll` (or `connect`).
+    public init(configuration: ClusterClientConfiguration, clock: Time) {
+        self.configuration = configuration
+        self.clock = clock
+        transport = PosixTransport(configuration: .init(maxConnections: 4, operationsPerConnection: 16))
+        completions = IOCompletionBuffer(capacity: 64)
+        decoder = FrameStreamDecoder(maxFrameLengthBytes: configuration.maxInboundFrameBytes)
+        outstanding = OutstandingRequests(capacity: configuration.maxOutstandingRequests, bytes: configuration.outstandingBytesMax)
+        controlBuffer = .allocate(byteCount: Self.connectSlotBytes + 2 * SessionSignalFrame.length, alignment: 16)
+        phase = .retryWait(untilNanos: 0)
+        searchStartNanos = clock.monotonicNanos()
+    }
+
+    deinit {
+        if let connection { transport.close(connection) }
+        controlBuffer.deallocate()
+    }
+
+    /// Where the client is.
+    public var state: ClusterClientState {
+        switch phase {
+        case .retryWait, .tcpConnecting, .awaitingReply: .connecting
+        case .awaitingSession: .awaitingSession
+        case .open: .open
+        case .closed: .closed
+        }
+    }
+
+    /// Requests offered and not yet acknowledged.
+    public var outstandingCount: Int { outstanding.count }
+
+    /// The id the next accepted offer gets.
+    public var nextRequestID: Int64 { outstanding.nextRequestID }
+
+    /// Buffers one request (copying `payload`); it goes out as soon as a session is open and the
+    /// send before it has completed. Never blocks.
+    public func offer(_ payload: UnsafeRawBufferPointer) -> OfferResult {
+        guard phase != .closed else { return .closed }
+        let frameBytes = RequestFrame.encodedLength(payloadByteCount: payload.count)
+        guard frameBytes <= outstanding.byteCapacity, payload.count <= RequestFrame.maxPayloadBytes else { return .tooLarge }
+        let isOpen = phase == .open
+        let sequence = isOpen ? outstanding.nextRequestID - sequenceOffset : 1
+        // Before a session opens the frame carries placeholders; `sessionDidOpen` restamps it.
+        guard let id = outstanding.append(payload: payload, sessionID: isOpen ? sessionID : 1, sequence: sequence) else {
+            return .backPressured
+        }
+        if isOpen && inFlightEndID == nil { flushRequests(now: clock.monotonicNanos()) }
+        return .accepted(requestID: id)
+    }
+
+    /// Buffers one request from an array (see `offer(_: UnsafeRawBufferPointer)`).
+    public func offer(_ payload: [UInt8]) -> OfferResult {
+        payload.withUnsafeBytes { offer($0) }
+    }
+
+    /// Moves everything forward without blocking: reaps socket completions, hands each response to
+    /// `handler` (its payload valid only during the call), sends what is due, and drives leader
+    /// search and failover. Returns the amount of work done (0 when idle). Throws once the client
+    /// has failed or is closed.
+    @discardableResult
+    public func poll(_ handler: (ClusterResponse) -> Void) throws(ClusterClientError) -> Int {
+        if let failure { throw failure }
+        var work = 0
+        transport.reapCompletions(into: &completions)
+        for index in 0..<completions.count {
+            work += handle(completions[index], handler)
+        }
+        completions.removeAll()
+        work += performDuties(now: clock.monotonicNanos())
+        if let failure { throw failure }
+        return work
+    }
+
+    /// Like `poll(_:)`, but when there is nothing to do waits in poll(2) for up to `timeoutNanos`
+    /// (at most 10 ms at a time, so timers stay punctual) for the sockets to make progress.
+    @discardableResult
+    public func poll(waitingUpToNanos timeoutNanos: Int64, _ handler: (ClusterResponse) -> Void) throws(ClusterClientError) -> Int {
+        let work = try poll(handler)
+        if work > 0 { return work }
+        try? transport.waitForCompletions(timeoutNanos: min(timeoutNanos, 10_000_000))
+        return try poll(handler)
+    }
+
+    // MARK: - Duties
+
+    /// Timers and sends: retries, attempt and failover timeouts, batching requests, keep-alives.
+    func performDuties(now: Int64) -> Int {
+        if phase != .open && phase != .closed, let searchStartNanos,
+            now - searchStartNanos > configuration.failoverTimeoutNanos
+        {
+            fail(.noLeader(waitedNanos: now - searchStartNanos, lastProblem: lastProblem))
+            return 1
+        }
+        switch phase {
+        case .closed:
+            return 0
+        case .retryWait(let untilNanos):
+            guard now >= untilNanos else { return 0 }
+            startAttempt(now: now)
+            return 1
+        case .tcpConnecting, .awaitingReply, .awaitingSession:
+            guard now - attemptStartNanos > configuration.attemptTimeoutNanos else { return 0 }
+            attemptFailed("\(currentTarget) did not answer within \(configuration.attemptTimeoutNanos / 1_000_000) ms (\(phase))", now: now)
+            return 1
+        case .open:
+            return openSessionDuties(now: now)
+        }
+    }
+
+    private func openSessionDuties(now: Int64) -> Int {
+        var work = 0
+        if inFlightEndID == nil && nextToSendID < outstanding.nextRequestID {
+            flushRequests(now: now)
+            work += 1
+        }
+        let unanswered = nextToSendID > outstanding.firstRequestID || inFlightEndID != nil
+        if unanswered && now - lastReceiveNanos > configuration.responseTimeoutNanos {
+            connectionLost("leader \(currentTarget) silent for \(configuration.responseTimeoutNanos / 1_000_000) ms with requests unanswered", now: now)
+            return work + 1
+        }
+        if !keepAliveInFlight && now - lastSendNanos >= configuration.keepAliveIntervalNanos {
+            sendSignal(.keepAlive, now: now)
+            work += 1
+        }
+        return work
+    }
+
+    /// Sends the next contiguous run of unsent requests in one send.
+    func flushRequests(now: Int64) {
+        guard phase == .open, inFlightEndID == nil, let connection else { return }
+        nextToSendID = max(nextToSendID, outstanding.firstRequestID)
+        guard nextToSendID < outstanding.nextRequestID else { return }
+        let index = Int(nextToSendID - outstanding.firstRequestID)
+        let run = outstanding.contiguousRun(from: index, maxFrames: Self.maxFramesPerSend)
+        // Silence is measured from the moment requests became unanswered, not from the last reply.
+        if nextToSendID == outstanding.firstRequestID { lastReceiveNanos = now }
+        do throws(IOError) {
+            try transport.submitSend(connection, run.bytes, token: token(.requests))
+            inFlightEndID = nextToSendID + Int64(run.frames)
+            lastSendNanos = now
+        } catch {
+            connectionLost("send to \(currentTarget) failed: \(error)", now: now)
+        }
+    }
+
+    func sendSignal(_ type: MessageType, now: Int64) {
+        guard let connection, sessionID >= 1 else { return }
+        let offset = Self.connectSlotBytes + (type == .keepAlive ? 0 : SessionSignalFrame.length)
+        let slot = UnsafeMutableRawBufferPointer(rebasing: controlBuffer[offset..<(offset + SessionSignalFrame.length)])
+        let length = SessionSignalFrame.encode(into: slot, type: type, sessionID: sessionID)
+        do throws(IOError) {
+            try transport.submitSend(connection, UnsafeRawBufferPointer(rebasing: slot[0..<length]), token: token(type == .keepAlive ? .keepAlive : .closeSignal))
+            if type == .keepAlive { keepAliveInFlight = true }
+            lastSendNanos = now
+        } catch {
+            connectionLost("send to \(currentTarget) failed: \(error)", now: now)
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// KeelClient: see docs/architecture.md.
