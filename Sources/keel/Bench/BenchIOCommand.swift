@@ -18,7 +18,7 @@ struct BenchIOCommand: ParsableCommand {
     var ops: Int = 2000
     @Option(help: "MiB written per sequential-throughput series.")
     var sequentialMiB: Int = 256
-    @Option(help: "Appends per append-method series (64-byte appends; 4 KiB series use a quarter).")
+    @Option(help: "Appends per append-method series (64-byte appends; 4 KiB series use a quarter, 64 KiB series 1/64).")
     var appends: Int = 200_000
     @Option(help: "Folder on the disk to measure (a scratch folder is made inside it).")
     var dir: String = "."
@@ -30,11 +30,11 @@ struct BenchIOCommand: ParsableCommand {
     func run() throws {
         try requireIOUring()
         let sizes = quick
-            ? IOBenchmark.Sizes(syncOps: 100, sequentialBytes: 8 << 20, smallAppends: 5_000, pageAppends: 1_000)
-            : IOBenchmark.Sizes(syncOps: ops, sequentialBytes: Int64(sequentialMiB) << 20, smallAppends: appends, pageAppends: max(1, appends / 4))
+            ? IOBenchmark.Sizes(syncOps: 100, sequentialBytes: 8 << 20, smallAppends: 5_000, pageAppends: 1_000, batchAppends: 100)
+            : IOBenchmark.Sizes(syncOps: ops, sequentialBytes: Int64(sequentialMiB) << 20, smallAppends: appends, pageAppends: max(1, appends / 4), batchAppends: max(1, appends / 64))
         let scratch = try makeScratchDirectory(in: dir)
         defer { removeScratchDirectory(scratch) }
-        let needed = 2 * max(sizes.sequentialBytes, Int64(sizes.pageAppends) * 4096) + (64 << 20)
+        let needed = 2 * max(sizes.sequentialBytes, Int64(sizes.pageAppends) * 4096, Int64(sizes.batchAppends) << 16) + (64 << 20)
         let free = freeBytes(at: scratch)
         guard free >= needed else {
             throw BenchmarkError("keel bench io: needs \(needed >> 20) MiB free in \(dir), has \(free >> 20) MiB; use --dir or smaller sizes")
