@@ -1,0 +1,120 @@
+import KeelCore
+
+/// One member of the cluster as the configuration names it: `id=host:memberPort:clientPort`.
+public struct MemberEndpoint: Hashable, Sendable, CustomStringConvertible {
+    /// The member's id.
+    public var id: MemberID
+    /// Host (an IPv4 address) the member listens on.
+    public var host: String
+    /// Port for the other members (handshake, Raft).
+    public var memberPort: UInt16
+    /// Port for clients.
+    public var clientPort: UInt16
+
+    public init(id: MemberID, host: String, memberPort: UInt16, clientPort: UInt16) {
+        self.id = id
+        self.host = host
+        self.memberPort = memberPort
+        self.clientPort = clientPort
+    }
+
+    public var description: String { "\(id.rawValue)=\(host):\(memberPort):\(clientPort)" }
+
+    /// Parses `0=127.0.0.1:9010:9020,1=…` — the form `keel node --members` takes. Throws a
+    /// `ConfigurationError` naming the first problem (bad syntax, bad port, duplicate id or address).
+    public static func parseList(_ text: String) throws(ConfigurationError) -> [MemberEndpoint] {
+        var members: [MemberEndpoint] = []
+        for item in text.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = item.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let id = Int32(parts[0]), id >= 0 else {
+                throw ConfigurationError("bad member '\(item)': expected ID=HOST:MEMBER_PORT:CLIENT_PORT with a non-negative ID")
+            }
+            let address = parts[1].split(separator: ":", omittingEmptySubsequences: false)
+            guard address.count == 3, !address[0].isEmpty else {
+                throw ConfigurationError("bad member '\(item)': expected ID=HOST:MEMBER_PORT:CLIENT_PORT")
+            }
+            guard let memberPort = UInt16(address[1]), memberPort > 0, let clientPort = UInt16(address[2]), clientPort > 0 else {
+                throw ConfigurationError("bad member '\(item)': ports must be 1…65535")
+            }
+            members.append(MemberEndpoint(id: MemberID(id), host: String(address[0]), memberPort: memberPort, clientPort: clientPort))
+        }
+        guard !members.isEmpty else { throw ConfigurationError("the member list is empty") }
+        var seenIDs = Set<MemberID>()
+        var seenAddresses = Set<String>()
+        for member in members {
+            guard seenIDs.insert(member.id).inserted else { throw ConfigurationError("duplicate member id \(member.id.rawValue) in the member list") }
+            for port in [member.memberPort, member.clientPort] {
+                guard seenAddresses.insert("\(member.host):\(port)").inserted else {
+                    throw ConfigurationError("address \(member.host):\(port) is used twice in the member list")
+                }
+            }
+        }
+        return members
+    }
+}
+
+/// A configuration problem, with one line that says what is wrong.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What every member of one cluster must agree on, plus which member this is.
+public struct ClusterConfiguration: Sendable {
+    /// The cluster's name (`--cluster-id`); its hash is the numeric cluster id in files and handshakes.
+    public var clusterName: String
+    /// Every member, in id order.
+    public var members: [MemberEndpoint]
+    /// This member.
+    public var selfID: MemberID
+    /// What an acknowledgement promises (DESIGN.md decision 7).
+    public var durability: DurabilityMode
+    /// Bytes per log segment.
+    public var segmentLengthBytes: Int64 = 64 << 20
+    /// The largest request or response payload.
+    public var maxMessageBytes: Int = 1 << 20
+    /// Election timeout range and heartbeat (DESIGN.md defaults).
+    public var electionTimeoutMinNanos: Int64 = 300_000_000
+    public var electionTimeoutMaxNanos: Int64 = 600_000_000
+    public var heartbeatIntervalNanos: Int64 = 50_000_000
+    /// Most client connections served at once.
+    public var maxClientConnections = 128
+
+    public init(clusterName: String, members: [MemberEndpoint], selfID: MemberID, durability: DurabilityMode) throws(ConfigurationError) {
+        guard !clusterName.isEmpty, clusterName.utf8.count <= 200, clusterName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+            throw ConfigurationError("the cluster id must be 1…200 printable characters without spaces")
+        }
+        guard members.contains(where: { $0.id == selfID }) else {
+            throw ConfigurationError("member id \(selfID.rawValue) is not in the member list (\(members.map { "\($0.id.rawValue)" }.joined(separator: ",")))")
+        }
+        guard Set(members.map(\.id)).count == members.count else { throw ConfigurationError("duplicate member ids in the member list") }
+        self.clusterName = clusterName
+        self.members = members.sorted { $0.id < $1.id }
+        self.selfID = selfID
+        self.durability = durability
+    }
+
+    /// The numeric cluster id: FNV-1a of the name (kept in log segments, hard state and handshakes).
+    public var clusterID: UInt64 { Self.fnv1a(Array(clusterName.utf8)) }
+
+    /// A digest of what members must agree on: the member list and the durability mode.
+    public var configurationDigest: UInt64 { Self.fnv1a(Array(canonicalDescription.utf8)) }
+
+    /// The member list and mode as text (what the digest covers; shown when members disagree).
+    public var canonicalDescription: String {
+        "members \(members.map(\.description).joined(separator: ",")) sync \(durability.rawValue)"
+    }
+
+    /// This member's endpoint.
+    public var selfEndpoint: MemberEndpoint { members.first { $0.id == selfID }! }
+
+    /// The endpoint of `member`, if it is in the configuration.
+    public func endpoint(of member: MemberID) -> MemberEndpoint? { members.first { $0.id == member } }
+
+    static func fnv1a(_ bytes: [UInt8]) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+}

@@ -1,1 +1,0 @@
-// KeelRuntime: see docs/architecture.md.

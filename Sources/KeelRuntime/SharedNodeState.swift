@@ -1,0 +1,40 @@
+import KeelCore
+import KeelService
+import Synchronization
+
+/// What the consensus agent publishes for the service agent (and for `ClusterNode` and tests) on
+/// other threads: the commit position (stored with release after the entries below it are in the
+/// log, loaded with acquire), the role, term and leader; and how to wake each agent.
+public final class SharedNodeState: Sendable {
+    /// Entries below this position are committed and may be applied.
+    public let commitPosition = Atomic<Int64>(0)
+    /// The service agent has applied every entry below this position.
+    public let appliedPosition = Atomic<Int64>(0)
+    /// `ClusterRole.rawValue` of this member.
+    public let role = Atomic<UInt8>(ClusterRole.follower.rawValue)
+    /// The current term.
+    public let term = Atomic<Int64>(0)
+    /// The known leader's member id, or -1.
+    public let leaderID = Atomic<Int32>(-1)
+    /// The end of the local log.
+    public let appendedPosition = Atomic<Int64>(0)
+    /// Messages the service applied (for tests and counters).
+    public let messagesApplied = Atomic<Int64>(0)
+    /// Wakes the service agent (its idle strategy may be waiting in the kernel).
+    public let wakeService: @Sendable () -> Void
+    /// Wakes the consensus agent (egress was queued).
+    public let wakeConsensus: @Sendable () -> Void
+
+    public init(wakeService: @escaping @Sendable () -> Void = {}, wakeConsensus: @escaping @Sendable () -> Void = {}) {
+        self.wakeService = wakeService
+        self.wakeConsensus = wakeConsensus
+    }
+
+    /// The current role (acquire).
+    public var currentRole: ClusterRole { ClusterRole(rawValue: role.load(ordering: .acquiring)) ?? .follower }
+    /// The known leader, if any.
+    public var currentLeader: MemberID? {
+        let raw = leaderID.load(ordering: .acquiring)
+        return raw < 0 ? nil : MemberID(raw)
+    }
+}
