@@ -28,6 +28,8 @@ struct BenchTransportCommand: ParsableCommand {
     var pings: Int = 20_000
     @Option(help: "Runs; medians are reported.")
     var runs: Int = 5
+    @Option(help: "io_uring setup mode for both processes (automatic, deferTaskRun, cooperativeTaskRun, basic).")
+    var ringMode: Ring.SetupMode = .automatic
     @Option(help: "Write all results as JSON to this file.")
     var json: String?
     @Flag(help: "A short smoke run (CI): its figures are not for recording.")
@@ -36,10 +38,10 @@ struct BenchTransportCommand: ParsableCommand {
     func run() throws {
         try requireIOUring()
         let sizes = quick
-            ? TransportBenchmark.Sizes(frames: 500_000, batchFrames: batch, pings: 2_000, runs: 1)
-            : TransportBenchmark.Sizes(frames: frames, batchFrames: batch, pings: pings, runs: runs)
+            ? TransportBenchmark.Sizes(frames: 500_000, batchFrames: batch, pings: 2_000, runs: 1, ringMode: ringMode)
+            : TransportBenchmark.Sizes(frames: frames, batchFrames: batch, pings: pings, runs: runs, ringMode: ringMode)
         let machine = MachineDescription.current(directory: "/tmp")
-        print("keel bench transport — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel); loopback TCP, 32-byte frames")
+        print("keel bench transport — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel); loopback TCP, 32-byte frames; ring mode \(ringMode)")
         var results: [TransportBenchmark.RunResult] = []
         for run in 1...sizes.runs {
             print("  run \(run)/\(sizes.runs)")
@@ -64,11 +66,12 @@ struct BenchTransportPeerCommand: ParsableCommand {
     @Option var mode: TransportBenchmark.PeerMode
     @Option var frames: Int = 0
     @Option var batch: Int = 2048
+    @Option var ringMode: Ring.SetupMode = .automatic
 
     func run() throws {
         switch mode {
-        case .ringSend: try RingPeer(port: port).send(frames: frames, batchFrames: batch)
-        case .ringEcho: try RingPeer(port: port).echo()
+        case .ringSend: try RingPeer(port: port, mode: ringMode).send(frames: frames, batchFrames: batch)
+        case .ringEcho: try RingPeer(port: port, mode: ringMode).echo()
         case .plainSend: try PlainPeer(port: port).send(frames: frames, batchFrames: batch)
         case .plainEcho: try PlainPeer(port: port).echo()
         }
@@ -186,6 +189,7 @@ struct TransportBenchmark {
         var batchFrames: Int
         var pings: Int
         var runs: Int
+        var ringMode: Ring.SetupMode
     }
 
     enum PeerMode: String, ExpressibleByArgument, Codable {
@@ -205,10 +209,10 @@ struct TransportBenchmark {
     let sizes: Sizes
 
     func runOnce() throws -> RunResult {
-        let ringOneWay = try RingMeasurer().oneWay(sizes: sizes)
+        let ringOneWay = try RingMeasurer(mode: sizes.ringMode).oneWay(sizes: sizes)
         let plainOneWay = try PlainMeasurer().oneWay(sizes: sizes)
-        let ringPing = try RingMeasurer().pingPong(pings: sizes.pings)
-        let plainPing = try PlainMeasurer().pingPong(pings: sizes.pings)
+        let ringPing = try RingMeasurer(mode: sizes.ringMode).pingPong(sizes: sizes)
+        let plainPing = try PlainMeasurer().pingPong(sizes: sizes)
         print("    one-way: ring \(formatFixed(ringOneWay / 1e6, decimals: 2)) M frames/s, plain \(formatFixed(plainOneWay / 1e6, decimals: 2)) M frames/s;"
               + " ping-pong p50: ring \(micros(ringPing.p50Nanos)) µs, plain \(micros(plainPing.p50Nanos)) µs")
         return RunResult(ringFramesPerSecond: ringOneWay, plainFramesPerSecond: plainOneWay, ringPingPong: ringPing, plainPingPong: plainPing)
@@ -223,7 +227,7 @@ func startPeer(port: UInt16, mode: TransportBenchmark.PeerMode, sizes: Transport
     let process = Process()
     process.executableURL = URL(fileURLWithPath: String(decoding: pathBuffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self))
     process.arguments = ["bench", "transport-peer", "--port", "\(port)", "--mode", mode.rawValue,
-                         "--frames", "\(sizes.frames)", "--batch", "\(sizes.batchFrames)"]
+                         "--frames", "\(sizes.frames)", "--batch", "\(sizes.batchFrames)", "--ring-mode", sizes.ringMode.rawValue]
     try process.run()
     return process
 }
@@ -245,8 +249,8 @@ final class RingMeasurer {
     let transport: IOUringTransport
     var completions = IOCompletionBuffer(capacity: 64)
 
-    init() throws {
-        ring = try Ring()
+    init(mode: Ring.SetupMode) throws {
+        ring = try Ring(configuration: .init(setupMode: mode))
         transport = IOUringTransport(ring: ring)
     }
 
@@ -299,8 +303,8 @@ final class RingMeasurer {
         return Double(checker.frames) / (Double(elapsed) / 1e9)
     }
 
-    func pingPong(pings: Int) throws -> LatencySummary {
-        let sizes = TransportBenchmark.Sizes(frames: 0, batchFrames: 1, pings: pings, runs: 1)
+    func pingPong(sizes: TransportBenchmark.Sizes) throws -> LatencySummary {
+        let pings = sizes.pings
         let (connection, listener, peer, start) = try acceptPeer(mode: .ringEcho, sizes: sizes)
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
         let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
@@ -358,8 +362,8 @@ struct PlainMeasurer {
         return Double(checker.frames) / (Double(elapsed) / 1e9)
     }
 
-    func pingPong(pings: Int) throws -> LatencySummary {
-        let sizes = TransportBenchmark.Sizes(frames: 0, batchFrames: 1, pings: pings, runs: 1)
+    func pingPong(sizes: TransportBenchmark.Sizes) throws -> LatencySummary {
+        let pings = sizes.pings
         let (connection, peer, _) = try acceptPeer(mode: .plainEcho, sizes: sizes)
         let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
         let reply = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
@@ -480,6 +484,7 @@ struct PlainPeer {
 /// The peer through `IOUringTransport`: one send in flight, the next batch encoded meanwhile.
 struct RingPeer {
     let port: UInt16
+    let mode: Ring.SetupMode
 
     func connect(_ measurer: RingMeasurer) throws -> ConnectionID {
         let connection = try measurer.transport.submitConnect(host: "127.0.0.1", port: port, token: IOToken(1))
@@ -488,7 +493,7 @@ struct RingPeer {
     }
 
     func send(frames: Int, batchFrames: Int) throws {
-        let measurer = try RingMeasurer()
+        let measurer = try RingMeasurer(mode: mode)
         let connection = try connect(measurer)
         let batchBytes = batchFrames * BenchFrame.bytes
         let buffers = [UnsafeMutableRawBufferPointer.allocate(byteCount: batchBytes, alignment: 4096),
@@ -517,7 +522,7 @@ struct RingPeer {
     }
 
     func echo() throws {
-        let measurer = try RingMeasurer()
+        let measurer = try RingMeasurer(mode: mode)
         let connection = try connect(measurer)
         let incoming = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
         let outgoing = UnsafeMutableRawBufferPointer.allocate(byteCount: BenchFrame.bytes, alignment: 64)
@@ -544,3 +549,6 @@ struct RingPeer {
         measurer.transport.close(connection)
     }
 }
+
+extension Ring.SetupMode: ExpressibleByArgument {}
+extension Ring.SetupMode: Codable {}
