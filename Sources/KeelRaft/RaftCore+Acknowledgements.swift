@@ -43,6 +43,11 @@ extension RaftCore {
 
     private mutating func handleRejection(_ response: AppendResponse, slot index: Int, into output: inout RaftOutput) {
         if progress[index].state == .snapshot { return }
+        if response.catchingUp {
+            // It lost its page cache: what it acknowledged before may be gone (decision 7).
+            progress[index].catchingUp = true
+            progress[index].matchPosition = .zero
+        }
         // A late answer to an append older than what the follower has since acknowledged: ignore it
         // (acting on it would send a snapshot or re-probe for nothing).
         if response.rejectedPosition < progress[index].matchPosition { return }

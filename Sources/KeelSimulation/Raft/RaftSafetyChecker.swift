@@ -16,6 +16,8 @@ struct RaftSafetyChecker: Sendable {
     /// end position → prefix digest of the committed history; the history ends at `committedEnd`.
     private var committedDigests: [Int64: UInt64] = [0: 0]
     private(set) var committedEnd: LogPosition = .zero
+    /// term → the highest position a leader of that term committed.
+    private var committedByTerm: [Int64: LogPosition] = [:]
     private(set) var committedCount = 0
     private(set) var violation: String?
 
@@ -45,12 +47,21 @@ struct RaftSafetyChecker: Sendable {
         }
     }
 
-    /// Leader completeness: a new leader holds every entry committed so far.
+    /// A leader of `term` committed up to `position`.
+    mutating func leaderCommitted(upTo position: LogPosition, term: Term) {
+        committedByTerm[term.rawValue] = max(committedByTerm[term.rawValue] ?? .zero, position)
+    }
+
+    /// Leader completeness (Raft §5.4): a leader of `term` holds every entry committed in earlier terms.
+    /// (A leader of a stale term, elected with votes granted before a later term began, need not hold
+    /// what the later term committed — and cannot commit anything over it.)
     mutating func checkLeaderCompleteness(_ log: SimulatedRaftLog, member: Int, term: Term) {
-        guard let expected = committedDigests[committedEnd.rawValue] else { return }
-        guard log.basePosition <= committedEnd else { return }  // its snapshot is checked when applied
-        if log.digest(at: committedEnd) != expected {
-            fail("leader completeness: m\(member) leads \(term) without the committed entry ending at \(committedEnd) (its log ends at \(log.endPosition))")
+        var required = LogPosition.zero
+        for (committedTerm, position) in committedByTerm where committedTerm < term.rawValue { required = max(required, position) }
+        guard required > .zero, let expected = committedDigests[required.rawValue] else { return }
+        guard log.basePosition <= required else { return }  // its snapshot was checked when installed
+        if log.digest(at: required) != expected {
+            fail("leader completeness: m\(member) leads \(term) without the entry ending at \(required) committed in an earlier term (its log ends at \(log.endPosition))")
         }
     }
 

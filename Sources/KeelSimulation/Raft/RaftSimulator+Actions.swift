@@ -22,7 +22,10 @@ extension RaftSimulator {
                                                 term: log.baseTerm, digest: log.baseDigest), atNanos: nowNanos + delay)
             case .commitAdvanced(let position):
                 checker.applied(upTo: position, log: members[member].log, member: member)
-                if members[member].core!.role == .leader { checkCommittedOnMajority(position, leader: member) }
+                if members[member].core!.role == .leader {
+                    checker.leaderCommitted(upTo: position, term: members[member].core!.term)
+                    checkCommittedOnMajority(position, leader: member)
+                }
             case .proposalRefused:
                 break
             case .roleChanged(let role, let term, _):
