@@ -136,7 +136,12 @@ final class FaultProxyLoop {
             case .control(let index): serveControl(index)
             case .client(let index):
                 let connection = connections[index]
-                if !connection.finished { receive(from: connection.clientDescriptor, into: &connection.toTarget, .toTarget, connection, nowNanos) }
+                if connection.finished { continue }
+                if connection.toTarget.isFull && events & (POLLHUP | POLLERR) != 0 {
+                    connection.finished = true  // cannot read the hang-up without room: give up the pair, do not spin
+                } else {
+                    receive(from: connection.clientDescriptor, into: &connection.toTarget, .toTarget, connection, nowNanos)
+                }
             case .target(let index):
                 let connection = connections[index]
                 if connection.finished { continue }
@@ -146,6 +151,8 @@ final class FaultProxyLoop {
                     } else {
                         connection.finished = true  // the target refused: the client sees its connection close
                     }
+                } else if connection.toClient.isFull && events & (POLLHUP | POLLERR) != 0 {
+                    connection.finished = true
                 } else if events & (POLLIN | POLLHUP | POLLERR) != 0 {
                     receive(from: connection.targetDescriptor, into: &connection.toClient, .toClient, connection, nowNanos)
                 }

@@ -126,3 +126,18 @@ final class ZeroedRegion: @unchecked Sendable {
         #expect(Set(snapshot.map(\.type)).count == slots, "every counter of the node set has its own type id")
     }
 }
+
+@Suite struct InMemoryObservabilityTests {
+    @Test func inMemoryRegionsWorkLikeFiles() {
+        let counters = InMemoryCounters(capacity: 3, pid: 2)
+        let term = counters.writer.allocate(type: .term, label: "term")!
+        term.set(4)
+        #expect(counters.reader.pid == 2)
+        #expect(counters.reader.snapshot() == [CounterSnapshot(index: 0, type: .term, label: "term", value: 4)])
+
+        let errors = InMemoryErrorLog(bytes: 1024, pid: 2)
+        errors.writer.record(kind: .consensus, message: "x", epochNanos: 1)
+        errors.writer.record(kind: .consensus, message: "x", epochNanos: 2)
+        #expect(errors.reader.entries() == [ErrorLogEntry(kind: .consensus, message: "x", count: 2, firstEpochNanos: 1, lastEpochNanos: 2)])
+    }
+}

@@ -202,3 +202,38 @@ struct FaultProxyTests {
         #expect(!proxy.apply(.set(.drop), timeoutNanos: 100_000_000), "a stopped proxy applies nothing")
     }
 }
+
+@Suite(.timeLimit(.minutes(1)))
+struct FaultProxyBoundTests {
+    @Test func aReceiverThatStopsReadingBackPressuresTheSenderWithBoundedMemory() throws {
+        let target = try ProxyTestListener()
+        let proxy = try FaultProxy(listen: FaultProxyEndpoint(host: "127.0.0.1", port: 0),
+                                   target: FaultProxyEndpoint(host: "127.0.0.1", port: target.port))
+        defer { proxy.stop() }
+        let a = try ProxyTestSocket.connect(port: proxy.listenEndpoint.port)
+        let b = try target.accept()  // never reads
+        _ = b
+        let flags = fcntl(a.descriptor, F_GETFL)
+        _ = fcntl(a.descriptor, F_SETFL, flags | O_NONBLOCK)
+        let chunk = [UInt8](repeating: 7, count: 65536)
+        var sentBytes = 0
+        var lastProgressMillis = ProxyTestSocket.nowMillis()
+        let startMillis = lastProgressMillis
+        // Send until nothing more is taken for 300 ms (or 10 s pass).
+        while ProxyTestSocket.nowMillis() - lastProgressMillis < 300 && ProxyTestSocket.nowMillis() - startMillis < 10_000 {
+            let sent = chunk.withUnsafeBytes { send(a.descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if sent > 0 {
+                sentBytes += sent
+                lastProgressMillis = ProxyTestSocket.nowMillis()
+            } else {
+                usleep(1000)
+            }
+        }
+        // The proxy holds at most 4 MiB per direction; the rest sits in the kernel's socket buffers
+        // (sender, proxy both ways, receiver: a few MiB each on loopback).
+        #expect(sentBytes > 0)
+        #expect(sentBytes < 40 << 20, "the sender was stopped after \(sentBytes) bytes")
+        #expect(ProxyTestSocket.nowMillis() - startMillis < 10_000, "the sender was back-pressured, not accepted forever")
+        #expect(proxy.statistics.connectionsOpen == 1, "a slow receiver is not disconnected by the proxy")
+    }
+}
