@@ -38,3 +38,14 @@ public final class SharedNodeState: Sendable {
         return raw < 0 ? nil : MemberID(raw)
     }
 }
+
+import KeelLog
+
+/// The reader of a node's committed log, as the service agent takes it (re-exported so that
+/// KeelNode, which does not import KeelLog, can hand it over).
+public typealias CommittedLogReader = LogReader
+
+extension ConsensusAgent {
+    /// A reader of this agent's log for the service agent, usable on any thread.
+    public var committedReader: CommittedLogReader { log.reader }
+}

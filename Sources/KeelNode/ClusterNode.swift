@@ -1,0 +1,132 @@
+import KeelCore
+import KeelIO
+import KeelRuntime
+import KeelService
+import Synchronization
+
+/// Runs one member of a cluster for a configuration and a service, on io_uring: the library API
+/// behind `keel node`, and what a user's own `main` calls.
+///
+/// ```swift
+/// let node = ClusterNode(configuration: configuration, directory: "/var/lib/keel/0", service: MyService())
+/// try node.runUntilTerminated()   // SIGTERM / SIGINT → clean shutdown
+/// ```
+public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
+    /// How the agents get threads (DESIGN.md decision 8).
+    public enum Threading: Sendable {
+        /// Consensus and service agents on a thread each (the default).
+        case separate
+        /// Both agents on one thread.
+        case shared
+    }
+
+    public let configuration: ClusterConfiguration
+    public let directoryPath: String
+    public let threading: Threading
+    /// Positions and role, readable from any thread.
+    public let shared: SharedNodeState
+    private var service: Service?
+    private var directory: NodeDirectory?
+    private var consensusRunner: AgentRunner?
+    private var serviceRunner: AgentRunner?
+    private let consensusRing: Ring
+    private let serviceRing: Ring
+    private var startupSignal = false
+
+    /// A node (not started). Throws when io_uring rings cannot be created (see `start` for the probe).
+    public init(configuration: ClusterConfiguration, directory: String, service: Service, threading: Threading = .separate) throws {
+        do { try IOUringProbe.check() } catch { throw ConfigurationError("io_uring unavailable: \(error.message)") }
+        self.configuration = configuration
+        self.directoryPath = directory
+        self.threading = threading
+        self.service = service
+        consensusRing = try Ring()
+        serviceRing = try Ring(configuration: Ring.Configuration(submissionQueueEntries: 8))
+        let consensusWaker = consensusRing.waker
+        let serviceWaker = serviceRing.waker
+        shared = SharedNodeState(wakeService: { serviceWaker.wake() }, wakeConsensus: { consensusWaker.wake() })
+    }
+
+    /// Locks and checks the directory, then starts the agents; returns once the node listens.
+    /// Throws a `ConfigurationError` with one line saying what is wrong.
+    public func start() throws {
+        directory = try NodeDirectory(path: directoryPath, configuration: configuration)
+        guard let service = self.service.take() else { preconditionFailure("a node starts once") }
+        let egress = EgressQueue(capacityBytes: 16 << 20)
+        let startup = NodeStartup()
+        let host = ConsensusHost(
+            configuration: configuration, directory: directoryPath, ring: consensusRing, shared: shared, egress: egress, startup: startup,
+            sharedService: threading == .shared ? service : nil)
+        let idle = KernelWaitIdleStrategy(ring: consensusRing, timeoutNanos: 1_000_000)
+        // Safe because: the host, its idle strategy and the ring they share move to the new thread
+        // together and this thread never touches them again (it keeps only the Sendable waker).
+        nonisolated(unsafe) let consensusDuty = AgentDuty(agent: host, idleStrategy: idle)
+        consensusRunner = try AgentRunner(consensusDuty, waker: consensusRing.waker) { failure in
+            startup.fail(failure.description)
+        }
+        let reader = try startup.wait()
+        startupSignal = startup.signalDuringStartup.load(ordering: .acquiring)
+        if threading == .separate {
+            let agent = ServiceAgent(service: service, memberID: configuration.selfID, reader: reader, shared: shared, egress: egress)
+            let serviceIdle = KernelWaitIdleStrategy(ring: serviceRing, timeoutNanos: 1_000_000)
+            // Safe because: as above, the service agent and its ring move to their thread for good.
+            nonisolated(unsafe) let serviceDuty = AgentDuty(agent: agent, idleStrategy: serviceIdle)
+            serviceRunner = try AgentRunner(serviceDuty, waker: serviceRing.waker)
+        }
+    }
+
+    /// A failure that stopped an agent, if any.
+    public var failure: String? {
+        consensusRunner?.failure?.description ?? serviceRunner?.failure?.description
+    }
+
+    /// Stops the agents (work in flight is finished: the log is synced and closed) and unlocks the directory.
+    public func stop() throws {
+        var firstError: (any Error)?
+        do { try serviceRunner?.close() } catch { firstError = error }
+        do { try consensusRunner?.close() } catch { firstError = firstError ?? error }
+        serviceRunner = nil
+        consensusRunner = nil
+        directory?.release()
+        directory = nil
+        if let firstError { throw firstError }
+    }
+
+    /// Blocks SIGTERM and SIGINT, starts the node, waits for one of them (or an agent failure), then
+    /// stops cleanly. Throws on a failure.
+    public func runUntilTerminated(onEvent: @escaping @Sendable (String) -> Void = { printToStandardError($0) }) throws {
+        TerminationSignals.block()
+        try start()
+        while !startupSignal {
+            if let signal = TerminationSignals.wait(timeoutNanos: 200_000_000) {
+                onEvent("received \(signal): shutting down")
+                break
+            }
+            if let failure {
+                try? stop()
+                throw ConfigurationError(failure)
+            }
+        }
+        try stop()
+        onEvent("stopped cleanly")
+    }
+}
+
+/// The handshake between `ClusterNode.start` and the consensus thread's `onStart`.
+final class NodeStartup: Sendable {
+    private let state = Mutex<(reader: CommittedLogReader?, error: String?)>((nil, nil))
+    /// A termination signal arrived while starting (it is consumed by the wait).
+    let signalDuringStartup = Atomic<Bool>(false)
+
+    func succeed(_ reader: CommittedLogReader) { state.withLock { $0.reader = reader } }
+    func fail(_ message: String) { state.withLock { if $0.error == nil { $0.error = message } } }
+
+    func wait() throws -> CommittedLogReader {
+        while true {
+            let (reader, error) = state.withLock { ($0.reader, $0.error) }
+            if let error { throw ConfigurationError(error) }
+            if let reader { return reader }
+            if TerminationSignals.wait(timeoutNanos: 1_000_000) != nil { signalDuringStartup.store(true, ordering: .releasing) }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// KeelNode: see docs/architecture.md.

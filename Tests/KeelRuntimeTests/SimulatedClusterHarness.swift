@@ -1,0 +1,211 @@
+import KeelCore
+import KeelExamples
+import KeelRuntime
+import KeelService
+import KeelSimulation
+import KeelWire
+
+/// Three members (consensus + service agents, echo service) on simulated disks, network and clock,
+/// all driven from the test's thread one millisecond of virtual time per round.
+final class SimulatedClusterHarness {
+    final class Member {
+        let disk: SimulatedDisk
+        var transport: SimulatedTransport
+        var consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>
+        var service: ServiceAgent<EchoService>
+        var shared: SharedNodeState
+        var isUp = true
+
+        init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>, service: ServiceAgent<EchoService>, shared: SharedNodeState) {
+            self.disk = disk
+            self.transport = transport
+            self.consensus = consensus
+            self.service = service
+            self.shared = shared
+        }
+    }
+
+    let time = SimulatedTimeSource()
+    let network: SimulatedNetwork
+    let endpoints: [MemberEndpoint]
+    var members: [Member] = []
+    var events: [String] = []
+
+    init(seed: UInt64, durability: DurabilityMode = .durable) throws {
+        network = SimulatedNetwork(seed: seed, timeSource: time, faults: .none)
+        endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
+        for index in 0..<3 {
+            let disk = SimulatedDisk(seed: seed &+ UInt64(index), configuration: SimulatedDiskConfiguration(name: "disk\(index)", faults: .keepAllUnsynced))
+            members.append(try makeMember(index, disk: disk, durability: durability, seed: seed))
+        }
+    }
+
+    func configuration(_ index: Int, durability: DurabilityMode) throws -> ClusterConfiguration {
+        var configuration = try ClusterConfiguration(clusterName: "sim", members: endpoints, selfID: MemberID(Int32(index)), durability: durability)
+        configuration.segmentLengthBytes = 1 << 20
+        configuration.maxMessageBytes = 64 << 10
+        return configuration
+    }
+
+    func makeMember(_ index: Int, disk: SimulatedDisk, durability: DurabilityMode, seed: UInt64) throws -> Member {
+        let transport = network.makeTransport(host: endpoints[index].host)
+        let shared = SharedNodeState()
+        let egress = EgressQueue(capacityBytes: 1 << 20)
+        let consensus = try ConsensusAgent(
+            configuration: try configuration(index, durability: durability), storage: SimulatedStorage(disk: disk), transport: transport,
+            clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: 1, seed: seed &* 31 &+ UInt64(index))
+        consensus.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] \($0)") }
+        let service = ServiceAgent(service: EchoService(), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
+        try consensus.onStart()
+        try service.onStart()
+        return Member(disk: disk, transport: transport, consensus: consensus, service: service, shared: shared)
+    }
+
+    /// One round: a millisecond passes, the network delivers, every live member runs a duty cycle.
+    func round(client: SimulatedTestClient? = nil) throws {
+        time.advance(byNanos: 1_000_000)
+        network.deliverDue()
+        for member in members where member.isUp {
+            _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+            _ = try member.service.doWork(nowNanos: time.nowNanos)
+            _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+        }
+        client?.poll()
+    }
+
+    /// Runs rounds until `condition` holds; returns whether it did within `maxRounds`.
+    func run(maxRounds: Int, client: SimulatedTestClient? = nil, until condition: () -> Bool) throws -> Bool {
+        for _ in 0..<maxRounds {
+            if condition() { return true }
+            try round(client: client)
+        }
+        return condition()
+    }
+
+    var leaders: [Int] { members.indices.filter { members[$0].isUp && members[$0].consensus.role == .leader } }
+
+    func crash(_ index: Int) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].disk.crashProcess()
+    }
+}
+
+/// A minimal client speaking the wire protocol over a simulated transport: connects, follows
+/// redirects, opens a session, sends numbered requests and collects the echoes.
+final class SimulatedTestClient {
+    let transport: SimulatedTransport
+    let endpoints: [MemberEndpoint]
+    var connection: ConnectionID?
+    var connected = false
+    let decoder = FrameStreamDecoder(maxFrameLengthBytes: 1 << 20)
+    var completions = IOCompletionBuffer(capacity: 256)
+    var sendBuffers: [UnsafeMutableRawBufferPointer] = []
+    var receiving = false
+    var sessionID: Int64?
+    var nextSequence: Int64 = 1
+    var target = 0
+    var retryAtNanos: Int64 = 0
+    let time: SimulatedTimeSource
+    /// Sequences of the responses received, in arrival order, with their payloads.
+    var responses: [(sequence: Int64, payload: [UInt8])] = []
+    var redirects = 0
+
+    init(network: SimulatedNetwork, endpoints: [MemberEndpoint], time: SimulatedTimeSource) {
+        transport = network.makeTransport(host: "10.0.1.1")
+        self.endpoints = endpoints
+        self.time = time
+    }
+
+    func start(at index: Int) {
+        target = index
+        sessionID = nil
+        connected = false
+        receiving = false
+        decoder.reset()
+        connection = try? transport.submitConnect(host: endpoints[index].host, port: endpoints[index].clientPort, token: IOToken(1))
+    }
+
+    func send(_ frame: [UInt8]) {
+        guard let connection else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.count, alignment: 8)
+        buffer.copyBytes(from: frame)
+        sendBuffers.append(buffer)
+        try? transport.submitSend(connection, UnsafeRawBufferPointer(buffer), token: IOToken(3))
+    }
+
+    func request(_ payload: [UInt8]) {
+        guard let sessionID else { return }
+        var frame = [UInt8](repeating: 0, count: RequestFrame.encodedLength(payloadByteCount: payload.count))
+        frame.withUnsafeMutableBytes { buffer in
+            payload.withUnsafeBytes { _ = RequestFrame.encode(into: buffer, sessionID: sessionID, sequence: nextSequence, payload: $0) }
+        }
+        nextSequence += 1
+        send(frame)
+    }
+
+    func poll() {
+        completions.removeAll()
+        transport.reapCompletions(into: &completions)
+        for index in 0..<completions.count {
+            let completion = completions[index]
+            switch completion.token.rawValue {
+            case 1:
+                guard completion.succeeded else { failed(); continue }
+                connected = true
+                var frame = [UInt8](repeating: 0, count: ConnectFrame.encodedLength(credentialsByteCount: 0))
+                frame.withUnsafeMutableBytes { _ = ConnectFrame.encode(into: $0, correlationID: 77, credentials: UnsafeRawBufferPointer(start: nil, count: 0)) }
+                send(frame)
+                postReceive()
+            case 2:
+                receiving = false
+                guard completion.result > 0 else { failed(); continue }
+                decoder.didReceive(byteCount: Int(completion.result))
+                handleFrames()
+                postReceive()
+            default:
+                break
+            }
+        }
+        if connection == nil && time.nowNanos >= retryAtNanos { start(at: target) }
+    }
+
+    private func postReceive() {
+        guard let connection, !receiving else { return }
+        receiving = true
+        try? transport.submitReceive(connection, into: decoder.receiveSpace(), token: IOToken(2))
+    }
+
+    private func failed() {
+        if let connection { transport.close(connection) }
+        connection = nil
+        sessionID = nil
+        target = (target + 1) % endpoints.count
+        retryAtNanos = time.nowNanos + 50_000_000
+    }
+
+    private func handleFrames() {
+        while let frame = try? decoder.nextFrame() {
+            guard let message = try? WireMessage(validating: frame) else { failed(); return }
+            switch message {
+            case .redirect(let redirect):
+                redirects += 1
+                let leader = Int(redirect.leaderMemberID.rawValue)
+                if let connection { transport.close(connection) }
+                connection = nil
+                target = leader
+                retryAtNanos = time.nowNanos
+                return
+            case .connectRejected:
+                failed()
+                return
+            case .sessionOpened(let opened):
+                sessionID = opened.sessionID
+            case .response(let response):
+                responses.append((response.sequence, Array(response.payload)))
+            default:
+                break
+            }
+        }
+    }
+}
