@@ -1,0 +1,58 @@
+import ArgumentParser
+import KeelCore
+import KeelExamples
+import KeelIO
+import KeelNode
+import KeelRuntime
+
+/// `keel node`: runs one member of a cluster until SIGTERM/SIGINT (then exits 0).
+struct NodeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "node",
+        abstract: "Run one cluster member (each member: ID=HOST:MEMBER_PORT:CLIENT_PORT).")
+
+    @Option(name: .customLong("cluster-id"), help: "The cluster's name, fixed in DIR at the first start.")
+    var clusterID: String
+
+    @Option(name: .customLong("id"), help: "This member's id.")
+    var memberID: Int32
+
+    @Option(name: .customLong("members"), help: "0=127.0.0.1:9010:9020,1=…,2=…")
+    var members: String
+
+    @Option(name: .customLong("dir"), help: "The node's directory (log, hard state, counters).")
+    var directory: String
+
+    @Option(name: .customLong("service"), help: "The service to run: echo.")
+    var service: String = "echo"
+
+    @Option(name: .customLong("sync"), help: "durable (acknowledge what fdatasync covers) or replicated.")
+    var sync: String = "durable"
+
+    @Flag(name: .customLong("shared-thread"), help: "Run the consensus and service agents on one thread.")
+    var sharedThread = false
+
+    func run() throws {
+        do {
+            guard let durability = DurabilityMode(rawValue: sync) else {
+                throw ConfigurationError("--sync must be durable or replicated, not '\(sync)'")
+            }
+            guard service == "echo" else { throw ConfigurationError("unknown service '\(service)' (available: echo)") }
+            let endpoints = try MemberEndpoint.parseList(members)
+            let configuration = try ClusterConfiguration(
+                clusterName: clusterID, members: endpoints, selfID: MemberID(memberID), durability: durability)
+            let node = try ClusterNode(
+                configuration: configuration, directory: directory, service: EchoService(), threading: sharedThread ? .shared : .separate)
+            printToStandardError("keel node \(memberID): io_uring available; cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
+            try node.runUntilTerminated()
+        } catch let error as ConfigurationError {
+            printToStandardError("keel node: \(error.message)")
+            throw ExitCode(2)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            printToStandardError("keel node: \(error)")
+            throw ExitCode(1)
+        }
+    }
+}
