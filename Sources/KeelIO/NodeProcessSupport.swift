@@ -11,7 +11,11 @@ public final class DirectoryLock {
     /// Creates the directory if missing and locks `directory/lock`; throws `IOError(.open, EWOULDBLOCK…)`
     /// when another process holds it.
     public init(directory: String) throws(IOError) {
-        if mkdir(directory, 0o755) != 0 && errno != EEXIST { throw IOError(.open, errno: errno, subject: directory) }
+        var prefix = directory.hasPrefix("/") ? "" : "."
+        for component in directory.split(separator: "/") {
+            prefix += "/" + component
+            if mkdir(prefix, 0o755) != 0 && errno != EEXIST { throw IOError(.open, errno: errno, subject: prefix) }
+        }
         let path = directory + "/lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw IOError(.open, errno: errno, subject: path) }
