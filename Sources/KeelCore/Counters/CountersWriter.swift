@@ -26,6 +26,12 @@ public struct Counter: @unchecked Sendable {
     @inline(__always) public func increment(by delta: Int64 = 1) {
         value.pointee.store(value.pointee.load(ordering: .relaxed) &+ delta, ordering: .releasing)
     }
+
+    /// Adds `delta` with an atomic read-modify-write, for the few counters several threads update
+    /// (errors by kind). Costlier than `increment(by:)`; not for per-frame paths.
+    @inline(__always) public func incrementShared(by delta: Int64 = 1) {
+        value.pointee.wrappingAdd(delta, ordering: .releasing)
+    }
 }
 
 /// Lays out a counters region in raw memory (a mapped file in production, plain memory in the

@@ -82,3 +82,26 @@ import Testing
         }
     }
 }
+
+@Suite struct ErrorReporterTests {
+    @Test func reportsAreLoggedAndCountedByKindFromManyThreads() async throws {
+        let log = InMemoryErrorLog(bytes: 64 * 1024)
+        let counters = InMemoryCounters(capacity: NodeCounters.slotCount(rejectionReasonCount: 1))
+        let node = NodeCounters(writer: counters.writer, rejectionReasons: ["too-short"])
+        let reporter = ErrorReporter(log: log.writer, counters: node)
+        await withTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    for index in 0..<500 {
+                        reporter.report(index % 2 == 0 ? .storage : .transport, "failure \(index % 3)", epochNanos: Int64(worker * 500 + index))
+                    }
+                }
+            }
+        }
+        #expect(node.errors(kind: .storage).get() == 1000, "no increment is lost with several writers")
+        #expect(node.errors(kind: .transport).get() == 1000)
+        let entries = log.reader.entries()
+        #expect(entries.count == 6)  // 2 kinds × 3 messages
+        #expect(entries.map(\.count).reduce(0, +) == 2000)
+    }
+}
