@@ -1,0 +1,168 @@
+import ArgumentParser
+import Glibc
+import KeelClient
+import KeelCore
+import KeelIO
+
+/// `keel demo` (issue 6 §4): a local 3-member cluster of separate processes, a client sending
+/// through it, the leader killed, the new leader taking over and the client carrying on — every
+/// step printed with terms and positions from the nodes' counters files. Cleans up its processes
+/// and files on every exit path, SIGINT and SIGTERM included.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run a local 3-node cluster, kill its leader under load, and watch it fail over.")
+
+    @Option(help: "Messages to send before and after killing the leader.")
+    var messages: Int = 2000
+
+    @Option(help: "Durability mode of the nodes: durable or replicated.")
+    var sync: String = "durable"
+
+    @Flag(help: "Keep the temporary directory (node logs, logs, counters) afterwards.")
+    var keep = false
+
+    func run() throws {
+        guard DurabilityMode(rawValue: sync) != nil else { throw ValidationError("--sync must be durable or replicated") }
+        signal(SIGINT) { _ in demoInterrupted.store(true, ordering: .relaxed) }
+        signal(SIGTERM) { _ in demoInterrupted.store(true, ordering: .relaxed) }
+        let ports = try DemoFiles.freePorts(6)
+        let root = try DemoFiles.makeTemporaryDirectory()
+        let nodes = (0..<3).map { DemoNode(id: Int32($0), memberPort: ports[2 * $0], clientPort: ports[2 * $0 + 1], root: root) }
+        var failure: DemoError?
+        do throws(DemoError) {
+            try DemoRun(nodes: nodes, root: root, messages: messages, sync: sync).run()
+        } catch {
+            failure = error
+            print("demo stopped: \(error)")
+            for node in nodes where !node.tail().isEmpty { print("--- node \(node.id) (last lines) ---\n\(node.tail())", terminator: "") }
+        }
+        for node in nodes { node.stop() }
+        if keep { print("kept \(root)") } else { DemoFiles.removeTree(root) }
+        print("cleaned up: \(nodes.count) node processes stopped and reaped\(keep ? "" : ", \(root) removed")")
+        if failure != nil { throw ExitCode(demoInterrupted.load(ordering: .relaxed) ? 130 : 1) }
+    }
+}
+
+/// The demo's steps.
+struct DemoRun {
+    let nodes: [DemoNode]
+    let root: String
+    let messages: Int
+    let sync: String
+    let clock = SystemClock()
+
+    var memberList: String { nodes.map { "\($0.id)=127.0.0.1:\($0.memberPort):\($0.clientPort)" }.joined(separator: ",") }
+
+    func run() throws(DemoError) {
+        let executable = DemoFiles.selfExecutable()
+        step("starting 3 nodes (\(sync)) in \(root)")
+        for node in nodes {
+            try node.start(executable: executable, memberList: memberList, sync: sync)
+            print("  node \(node.id): pid \(node.pid), member port \(node.memberPort), client port \(node.clientPort)")
+        }
+        var configuration = ClusterClientConfiguration(
+            members: nodes.map { ClusterMemberAddress(id: MemberID($0.id), host: "127.0.0.1", clientPort: $0.clientPort) })
+        configuration.failoverTimeoutNanos = 30_000_000_000
+        let client = ClusterClient(configuration: configuration, clock: clock)
+        defer { client.close() }
+
+        step("client looking for the leader")
+        let connectStart = clock.monotonicNanos()
+        try pump(client, seconds: 30, what: "a session") { client.state == .open }
+        print("  session \(client.sessionID) opened with leader \(client.leaderMemberID.map { "\($0.rawValue)" } ?? "?") in term \(client.leaderTerm.rawValue) after \(millis(since: connectStart)) ms")
+        printCounters()
+
+        step("sending \(messages) messages")
+        try echo(client, 0..<messages)
+        printCounters()
+
+        guard let leader = client.leaderMemberID, let victim = nodes.first(where: { $0.id == leader.rawValue }) else {
+            throw DemoError("the client does not know its leader")
+        }
+        step("killing the leader, node \(victim.id) (kill -9), with \(messages) more messages under way")
+        let sessionsBefore = client.sessionsOpened
+        var killedAt: Int64 = 0
+        var failoverMillis: Int64?
+        try echo(client, messages..<(2 * messages)) { answered in
+            if killedAt == 0 && answered >= messages + messages / 4 {
+                victim.signalAndReap(SIGKILL, timeoutNanos: 5_000_000_000)
+                killedAt = clock.monotonicNanos()
+                print("  node \(victim.id) killed after \(answered) echoes")
+            }
+            if killedAt != 0 && failoverMillis == nil && client.sessionsOpened > sessionsBefore {
+                failoverMillis = millis(since: killedAt)
+                print("  new leader: node \(client.leaderMemberID?.rawValue ?? -1), term \(client.leaderTerm.rawValue), session \(client.sessionID), \(failoverMillis!) ms after the kill; \(client.requestsResent) unacknowledged requests re-sent")
+            }
+        }
+        print("  all \(2 * messages) echoes arrived, in order")
+        printCounters()
+
+        step("restarting node \(victim.id) on its directory")
+        try victim.start(executable: executable, memberList: memberList, sync: sync)
+        try echo(client, (2 * messages)..<(2 * messages + 100))
+        let leaderNode = nodes.first { $0.id == client.leaderMemberID?.rawValue }
+        let deadline = clock.monotonicNanos() + 20_000_000_000
+        while clock.monotonicNanos() < deadline {
+            if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
+            if let restarted = victim.counters(), let current = leaderNode?.counters(), restarted.commit == current.commit, restarted.commit > 0 { break }
+            usleep(50_000)
+        }
+        printCounters()
+        step("done: the cluster lost its leader and the client carried on")
+    }
+
+    /// Offers `range` pipelined and polls until every echo is back, checking order and contents.
+    func echo(_ client: ClusterClient<SystemClock>, _ range: Range<Int>, during: (Int) -> Void = { _ in }) throws(DemoError) {
+        var offered = range.lowerBound, answered = range.lowerBound
+        let deadline = clock.monotonicNanos() + 120_000_000_000
+        while answered < range.upperBound {
+            if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
+            if clock.monotonicNanos() > deadline { throw DemoError("only \(answered - range.lowerBound) of \(range.count) echoes within 120 s") }
+            while offered < range.upperBound, case .accepted = client.offer(Array("message \(offered)".utf8)) { offered += 1 }
+            var mismatch: String?
+            do {
+                try client.poll(waitingUpToNanos: 2_000_000) { response in
+                    let text = String(decoding: response.payload, as: UTF8.self)
+                    if text != "message \(answered)" { mismatch = "expected message \(answered), got \(text)" }
+                    answered += 1
+                }
+            } catch {
+                throw DemoError("client: \(error)")
+            }
+            if let mismatch { throw DemoError(mismatch) }
+            during(answered)
+        }
+    }
+
+    func pump(_ client: ClusterClient<SystemClock>, seconds: Int64, what: String, until done: () -> Bool) throws(DemoError) {
+        let deadline = clock.monotonicNanos() + seconds * 1_000_000_000
+        while !done() {
+            if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
+            if clock.monotonicNanos() > deadline { throw DemoError("no \(what) within \(seconds) s") }
+            do { try client.poll(waitingUpToNanos: 5_000_000) { _ in } } catch { throw DemoError("client: \(error)") }
+        }
+    }
+
+    func printCounters() {
+        for node in nodes {
+            guard node.isRunning else {
+                print("  node \(node.id): not running")
+                continue
+            }
+            if let counters = node.counters() {
+                print("  node \(node.id): \(counters.role.padding(9)) term \(counters.term)  commit @\(counters.commit)  append @\(counters.append)")
+            } else {
+                print("  node \(node.id): running (no counters file yet)")
+            }
+        }
+    }
+
+    func step(_ text: String) { print("\n== \(text)") }
+
+    func millis(since start: Int64) -> Int64 { (clock.monotonicNanos() - start) / 1_000_000 }
+}
+
+extension String {
+    fileprivate func padding(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
