@@ -22,12 +22,12 @@ func makeClient(_ cluster: NodeCluster) -> ClusterClient<SystemClock> {
 /// Offers `range` as pipelined requests and polls until each is answered, checking every echo
 /// arrives in order with its own payload. `during` runs once per loop (e.g. to kill a node).
 func echoAll(
-    _ client: ClusterClient<SystemClock>, _ range: Range<Int>, seconds: Int64 = 120, during: (Int) -> Void = { _ in }
+    _ client: ClusterClient<SystemClock>, _ range: Range<Int>, seconds: Int64 = 120, window: Int = 1000, during: (Int) -> Void = { _ in }
 ) throws -> Int {
     let clock = SystemClock(), deadline = clock.monotonicNanos() + seconds * 1_000_000_000
     var offered = range.lowerBound, answered = range.lowerBound, mismatches = 0
     while answered < range.upperBound && clock.monotonicNanos() < deadline {
-        while offered < range.upperBound, case .accepted = client.offer(echoPayload(offered)) { offered += 1 }
+        while offered < range.upperBound && offered - answered < window, case .accepted = client.offer(echoPayload(offered)) { offered += 1 }
         try client.poll(waitingUpToNanos: 1_000_000) { response in
             if Array(response.payload) != echoPayload(answered) { mismatches += 1 }
             answered += 1
@@ -75,7 +75,7 @@ struct NodeProcessTests {
         var killedAtNanos: Int64 = 0
         var failoverNanos: Int64?
         let total = 30_000
-        let mismatches = try echoAll(client, 0..<total, seconds: 240) { answered in
+        let mismatches = try echoAll(client, 0..<total, seconds: 240, window: 64) { answered in
             if killed == nil && answered >= 10_000, let leader = client.leaderMemberID {
                 killed = leader.rawValue
                 killedAtNanos = clock.monotonicNanos()

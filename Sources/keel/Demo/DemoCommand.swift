@@ -119,7 +119,8 @@ struct DemoRun {
         while answered < range.upperBound {
             if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
             if clock.monotonicNanos() > deadline { throw DemoError("only \(answered - range.lowerBound) of \(range.count) echoes within 120 s") }
-            while offered < range.upperBound, case .accepted = client.offer(Array("message \(offered)".utf8)) { offered += 1 }
+            // A bounded window keeps the load steady, so the kill lands mid-stream.
+            while offered < range.upperBound && offered - answered < 32, case .accepted = client.offer(Array("message \(offered)".utf8)) { offered += 1 }
             var mismatch: String?
             do {
                 try client.poll(waitingUpToNanos: 2_000_000) { response in
