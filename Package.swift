@@ -53,7 +53,7 @@ let package = Package(
         // Consensus agent, service agent, timers, sessions; generic over Storage / Transport / Clock.
         .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelService"], swiftSettings: swiftSettings),
         // ClusterNode: the runtime wired to io_uring for production.
-        .target(name: "KeelNode", dependencies: ["KeelRuntime", "KeelIO", "KeelCore"], swiftSettings: swiftSettings),
+        .target(name: "KeelNode", dependencies: ["KeelRuntime", "KeelService", "KeelIO", "KeelCore"], swiftSettings: swiftSettings),
         // ClusterClient over plain sockets.
         .target(name: "KeelClient", dependencies: ["KeelCore", "KeelWire", "KeelPOSIX"], swiftSettings: swiftSettings),
         // Example services: echo (benchmarks), key-value, bank.

@@ -15,7 +15,7 @@ private let allowedImports: [String: Set<String>] = [
     "KeelRuntime": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "Synchronization"],
     "KeelIO": ["KeelCore", "CLiburing", "CKeelShims", "Glibc", "Synchronization"],
     "KeelPOSIX": ["KeelCore", "Glibc"],
-    "KeelNode": ["KeelRuntime", "KeelIO", "KeelCore"],
+    "KeelNode": ["KeelRuntime", "KeelService", "KeelIO", "KeelCore", "Synchronization"],
     "KeelClient": ["KeelCore", "KeelWire", "KeelPOSIX", "KeelIO"],
     "KeelExamples": ["KeelService", "KeelCore"],
     "KeelSimulation": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "KeelRuntime"],
