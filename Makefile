@@ -12,9 +12,13 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product keel
 
-# The main job. Until the cluster exists (issue 6) it is the IO benchmark, which measures this
-# machine's disk through io_uring against plain syscalls and prints the table of docs/benchmarks.md.
+# The main job: a local 3-node cluster of separate processes with the echo service, driven by a
+# client; the leader is killed, a new one takes over, the client carries on, the killed node rejoins.
 demo: build
+	$(KEEL) demo
+
+# The IO benchmark of docs/benchmarks.md (this machine's disk through io_uring against plain syscalls).
+bench-io: build
 	$(KEEL) bench io
 
 test: setup
