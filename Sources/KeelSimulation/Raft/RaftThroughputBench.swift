@@ -46,6 +46,27 @@ public enum RaftThroughputBench {
         return Result(proposals: proposals, entriesPerProposal: entriesPerProposal, elapsedNanos: max(1, nanos), steps: cluster.steps)
     }
 
+    /// An elected three-member cluster for measuring steady-state proposals one at a time (the
+    /// Benchmarks package counts allocations per proposal with it).
+    public struct SteadyCluster {
+        private var cluster: BenchCluster
+
+        /// Builds three cores and elects member 0.
+        public init(mode: DurabilityMode = .durable) {
+            cluster = BenchCluster(mode: mode)
+            cluster.electFirstMember()
+        }
+
+        /// Proposes `byteCount` bytes on the leader and delivers every message until all three agree.
+        public mutating func proposeAndCommit(byteCount: Int64) {
+            cluster.step(0, .propose(byteCount: byteCount))
+            cluster.pump()
+        }
+
+        /// The leader's commit position.
+        public var commitPosition: LogPosition { cluster.cores[0].commitPosition }
+    }
+
     /// Three cores and a FIFO of messages; storage "completes" each write at once.
     private struct BenchCluster {
         var cores: [RaftCore] = []
