@@ -1,4 +1,4 @@
-import CLiburing
+internal import CLiburing
 import Glibc
 import KeelCore
 

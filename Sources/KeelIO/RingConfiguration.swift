@@ -1,4 +1,4 @@
-import CLiburing
+internal import CLiburing
 
 extension Ring {
     /// How the ring is set up in the kernel. The faster modes bind the ring to one thread.
