@@ -1,4 +1,4 @@
-internal import CLiburing
+import CLiburing
 import Glibc
 import KeelCore
 
@@ -67,7 +67,7 @@ extension Ring {
     /// Queues a connect of `descriptor` to `address` (`addressLength` bytes), which must stay valid
     /// until the completion is reaped.
     @inline(__always)
-    func queueConnect(
+    public func queueConnect(
         owner: RingOwner, descriptor: Int32, address: UnsafePointer<sockaddr>, addressLength: socklen_t, token: IOToken
     ) throws(IOError) {
         let entry = try nextSubmissionEntry()

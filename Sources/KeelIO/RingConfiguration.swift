@@ -1,4 +1,4 @@
-internal import CLiburing
+import CLiburing
 
 extension Ring {
     /// How the ring is set up in the kernel. The faster modes bind the ring to one thread.

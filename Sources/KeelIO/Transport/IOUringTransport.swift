@@ -1,4 +1,4 @@
-internal import CLiburing
+import CLiburing
 import Glibc
 import KeelCore
 
