@@ -26,12 +26,16 @@ final class SimulatedClusterHarness {
     }
 
     let time = SimulatedTimeSource()
+    let seed: UInt64
+    let durability: DurabilityMode
     let network: SimulatedNetwork
     let endpoints: [MemberEndpoint]
     var members: [Member] = []
     var events: [String] = []
 
     init(seed: UInt64, durability: DurabilityMode = .durable) throws {
+        self.seed = seed
+        self.durability = durability
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: .none)
         endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
         for index in 0..<3 {
@@ -54,7 +58,7 @@ final class SimulatedClusterHarness {
         let consensus = try ConsensusAgent(
             configuration: try configuration(index, durability: durability), storage: SimulatedStorage(disk: disk), transport: transport,
             clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: 1, seed: seed &* 31 &+ UInt64(index))
-        consensus.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] \($0)") }
+        consensus.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] m\(index) \($0)") }
         let service = ServiceAgent(service: EchoService(), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
         try consensus.onStart()
         try service.onStart()
@@ -88,6 +92,12 @@ final class SimulatedClusterHarness {
         members[index].isUp = false
         members[index].transport.crash()
         members[index].disk.crashProcess()
+    }
+
+    /// Starts a crashed member again on its own disk (a new process: new transport, agents and core).
+    func restart(_ index: Int) throws {
+        precondition(!members[index].isUp, "crash the member before restarting it")
+        members[index] = try makeMember(index, disk: members[index].disk, durability: durability, seed: seed &+ 1_000)
     }
 }
 
