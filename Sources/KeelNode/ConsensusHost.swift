@@ -19,6 +19,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
     var consensus: ConsensusAgent<IOUringStorage, IOUringTransport, SystemClock>?
     var service: ServiceAgent<Service>?
     var countersFile: CountersFile?
+    var errorLogFile: ErrorLogFile?
 
     init(
         configuration: ClusterConfiguration, directory: String, ring: Ring, shared: SharedNodeState, egress: EgressQueue,
@@ -44,7 +45,12 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             agent.eventHandler = { printToStandardError("keel node \(agent.configuration.selfID.rawValue): \($0)") }
             if let file = try? CountersFile.create(directory: directory), let writer = file.writer {
                 countersFile = file
-                agent.counters = NodeCounters(writer: writer, rejectionReasons: [])
+                let counters = NodeCounters(writer: writer, rejectionReasons: ConsensusAgent<IOUringStorage, IOUringTransport, SystemClock>.wireRejectionReasonNames)
+                agent.counters = counters
+                if let errorFile = try? ErrorLogFile.create(directory: directory), let errorLog = errorFile.writer {
+                    errorLogFile = errorFile
+                    agent.errorReporter = ErrorReporter(log: errorLog, counters: counters)
+                }
             }
             do { try agent.onStart() } catch let error as IOError {
                 throw ConfigurationError("cannot listen: \(error)")
@@ -77,5 +83,6 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
         consensus?.onClose()
         consensus = nil
         countersFile = nil
+        errorLogFile = nil
     }
 }

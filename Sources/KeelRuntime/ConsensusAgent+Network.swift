@@ -132,6 +132,14 @@ extension ConsensusAgent {
     }
 
     /// Handles the whole frames buffered on `connection`.
+    /// A malformed frame closes only its connection: counted by reason, recorded in the error log.
+    func rejectFrame(_ rejection: WireRejection, on connection: PeerConnection) {
+        counters?.rejectedFrames(reasonCode: Int(rejection.reason.rawValue)).increment()
+        let peer = connection.member.map { "member \($0.rawValue)" } ?? "a client"
+        reportError(.protocolViolation, "bad frame from \(peer): \(rejection)")
+        close(connection, reason: "bad frame: \(rejection)")
+    }
+
     func drainFrames(_ connection: PeerConnection) throws {
         connection.hasUndrainedFrames = false
         while !connection.isClosed {
@@ -144,7 +152,7 @@ extension ConsensusAgent {
                 guard let next = try connection.decoder.nextFrame() else { return }
                 frame = next
             } catch {
-                close(connection, reason: "bad frame: \(error)")
+                rejectFrame(error, on: connection)
                 return
             }
             counters?.framesIn.increment()
@@ -152,7 +160,7 @@ extension ConsensusAgent {
             do {
                 message = try WireMessage(validating: frame)
             } catch {
-                close(connection, reason: "bad frame: \(error)")
+                rejectFrame(error, on: connection)
                 return
             }
             if connection.kind == .client {

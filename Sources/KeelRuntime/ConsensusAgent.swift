@@ -29,6 +29,10 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     public var eventHandler: ((String) -> Void)?
     /// Counters to keep up to date, if a counters file is in use.
     public var counters: NodeCounters?
+    /// Where errors go (the node's distinct-error log and its error counters), if one is in use.
+    public var errorReporter: ErrorReporter?
+    /// Names of the wire rejection reasons, by code, for `NodeCounters(writer:rejectionReasons:)`.
+    public static var wireRejectionReasonNames: [String] { WireRejectionReason.allCases.map(\.description) }
 
     let transport: T
     let clock: C
@@ -187,6 +191,12 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
 
     func event(_ text: String) { eventHandler?(text) }
 
+    /// Records an error in the error log (with the epoch time) and tells the event handler.
+    func reportError(_ kind: ErrorKind, _ message: String) {
+        errorReporter?.report(kind, message, epochNanos: clock.epochNanos())
+        event(message)
+    }
+
     // MARK: Raft
 
     /// Steps the core and carries out its actions in order.
@@ -230,7 +240,20 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         shared.role.store(serviceRole.rawValue, ordering: .releasing)
         shared.wakeService()
         counters?.term.set(term.rawValue)
-        counters?.role.set(role == .leader ? RoleCounterValue.leader.rawValue : role == .follower ? RoleCounterValue.follower.rawValue : RoleCounterValue.candidate.rawValue)
+        let roleValue: RoleCounterValue = switch role {
+        case .leader: .leader
+        case .candidate: .candidate
+        case .preCandidate: .preCandidate
+        case .follower: .follower
+        }
+        counters?.role.set(roleValue.rawValue)
+        let electionState: ElectionStateCounterValue = switch role {
+        case .leader: .settled
+        case .candidate: .vote
+        case .preCandidate: .preVote
+        case .follower: leader == nil ? .awaitingLeader : .settled
+        }
+        counters?.electionState.set(electionState.rawValue)
         event("member \(configuration.selfID.rawValue): \(role) in term \(term.rawValue), leader \(leader.map { "\($0.rawValue)" } ?? "unknown")")
         if wasLeader && role != .leader {
             // Clients must follow the new leader: drop their connections and the batch they fed.
