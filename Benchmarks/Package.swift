@@ -17,6 +17,7 @@ let package = Package(
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
                 .product(name: "KeelCore", package: "Keel"),
+                .product(name: "KeelWire", package: "Keel"),
                 .product(name: "KeelLog", package: "Keel"),
                 .product(name: "KeelRaft", package: "Keel"),
                 .product(name: "KeelSimulation", package: "Keel"),
