@@ -38,7 +38,7 @@ extension ConsensusAgent {
                 }
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
                 connection.closeAfterFlush = true
-                event("refused member handshake: \(refusal.detail)")
+                reportError(.handshake, "refused member handshake: \(refusal.detail)")
             } else {
                 reconnectAtNanos[connection.member!] = nowNanos &+ 2_000_000_000
                 close(connection, reason: "handshake from member \(connection.member!.rawValue) refused: \(refusal.detail)")
