@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "KeelPOSIXTests", dependencies: ["KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelSimulation", "KeelExamples", "KeelService", "KeelLog", "KeelRaft", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelClientTests", dependencies: ["KeelClient", "KeelWire", "KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "KeelNodeTests", dependencies: ["KeelNode", "KeelClient", "KeelRuntime", "KeelIO", "KeelExamples", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelNodeTests", dependencies: ["KeelNode", "KeelClient", "KeelRuntime", "KeelIO", "KeelPOSIX", "KeelExamples", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelArchitectureTests", dependencies: [], swiftSettings: swiftSettings),
     ]
 )

@@ -80,6 +80,9 @@ public struct ClusterConfiguration: Sendable {
     public var heartbeatIntervalNanos: Int64 = 50_000_000
     /// Most client connections served at once.
     public var maxClientConnections = 128
+    /// Where this member connects to reach a member, when not at its listed address (e.g. through
+    /// a fault proxy on that one link). Local to this member: not part of the digest.
+    public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]
 
     public init(clusterName: String, members: [MemberEndpoint], selfID: MemberID, durability: DurabilityMode) throws(ConfigurationError) {
         guard !clusterName.isEmpty, clusterName.utf8.count <= 200, clusterName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -85,7 +85,8 @@ extension ConsensusAgent {
             if let at = reconnectAtNanos[member.id], nowNanos < at { continue }
             reconnectAtNanos[member.id] = nowNanos &+ 200_000_000
             let token = NetworkToken.make(.connect, serial: nextSerial)
-            guard let id = try? transport.submitConnect(host: member.host, port: member.memberPort, token: token) else { continue }
+            let route = configuration.memberRoutes[member.id] ?? (member.host, member.memberPort)
+            guard let id = try? transport.submitConnect(host: route.host, port: route.port, token: token) else { continue }
             // The token was made with the serial `register` hands out next, and the id is now known.
             let connection = register(id, kind: .memberOutbound(member.id), connected: false)
             _ = connection

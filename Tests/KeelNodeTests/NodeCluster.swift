@@ -118,6 +118,8 @@ final class NodeCluster {
     let members: [Member]
     let sync: String
     private(set) var processes: [Int32: ChildProcess] = [:]
+    /// More `keel node` arguments per member (e.g. `--route`), appended at each start.
+    var extraArguments: [Int32: [String]] = [:]
 
     init(size: Int = 3, sync: String = "durable") throws {
         guard let binary = KeelBinary.path else { throw HarnessError.spawn("no keel binary: set KEEL_BINARY or run swift build --product keel") }
@@ -148,7 +150,7 @@ final class NodeCluster {
         processes[id] = try ChildProcess.spawn(binary, [
             "node", "--cluster-id", "test-cluster", "--id", "\(id)", "--members", memberList,
             "--dir", member.directory, "--service", "echo", "--sync", sync,
-        ], outputPath: "\(root)/node\(id).log")
+        ] + (extraArguments[id] ?? []), outputPath: "\(root)/node\(id).log")
     }
 
     func startAll() throws {

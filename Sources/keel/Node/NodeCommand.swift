@@ -29,6 +29,9 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("sync"), help: "durable (acknowledge what fdatasync covers) or replicated.")
     var sync: String = "durable"
 
+    @Option(name: .customLong("route"), help: "ID=HOST:PORT: connect to member ID there, not at its listed address (repeatable).")
+    var routes: [String] = []
+
     @Flag(name: .customLong("shared-thread"), help: "Run the consensus and service agents on one thread.")
     var sharedThread = false
 
@@ -39,8 +42,16 @@ struct NodeCommand: ParsableCommand {
             }
             guard service == "echo" else { throw ConfigurationError("unknown service '\(service)' (available: echo)") }
             let endpoints = try MemberEndpoint.parseList(members)
-            let configuration = try ClusterConfiguration(
+            var configuration = try ClusterConfiguration(
                 clusterName: clusterID, members: endpoints, selfID: MemberID(memberID), durability: durability)
+            for route in routes {
+                let parts = route.split(separator: "=")
+                let address = parts.count == 2 ? parts[1].split(separator: ":") : []
+                guard address.count == 2, let id = Int32(parts[0]), let port = UInt16(address[1]), port > 0 else {
+                    throw ConfigurationError("bad --route '\(route)': expected ID=HOST:PORT")
+                }
+                configuration.memberRoutes[MemberID(id)] = (String(address[0]), port)
+            }
             let node = try ClusterNode(
                 configuration: configuration, directory: directory, service: EchoService(), threading: sharedThread ? .shared : .separate)
             printToStandardError("keel node \(memberID): io_uring available; cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
