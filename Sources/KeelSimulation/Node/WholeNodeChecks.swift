@@ -1,0 +1,129 @@
+import KeelCore
+import KeelRuntime
+
+/// The properties a whole-node run is checked against, fed as the run goes (applies,
+/// acknowledgements, crashes) and once at the end.
+final class WholeNodeChecks {
+    let cluster: WholeNodeCluster
+    let mode: DurabilityMode
+    /// The first property that failed.
+    private(set) var violation: String?
+    /// The hash of the entry first applied at each end position, by any replica.
+    var hashAtPosition: [Int64: UInt64] = [:]
+    /// End positions at which each key was applied (a resent request may be applied more than once).
+    var positionsOfKey: [Int64: [Int64]] = [:]
+    /// For a stopped member: the log position its disk holds for sure.
+    var heldWhileDown: [Int64] = [0, 0, 0]
+    /// Replicated mode: members that lost power and are not yet known to be caught up again.
+    var suspectSinceNanos: [Int64?] = [nil, nil, nil]
+    /// Replicated mode: whether a majority was ever suspect at once (the promise then is "stop").
+    private(set) var majorityLostPowerUncaughtUp = false
+
+    init(cluster: WholeNodeCluster, mode: DurabilityMode) {
+        self.cluster = cluster
+        self.mode = mode
+    }
+
+    func fail(_ message: String) {
+        if violation == nil { violation = message }
+    }
+
+    /// No replica applies an entry at a position where another applied a different one.
+    func applied(member: Int, entry: ApplyRecorder.Applied) {
+        let position = entry.position.rawValue
+        if let hash = hashAtPosition[position] {
+            if hash != entry.hash {
+                fail("divergence: m\(member) applied key \(entry.key) at position \(position), where another replica applied a different entry")
+            }
+            return
+        }
+        hashAtPosition[position] = entry.hash
+        positionsOfKey[entry.key, default: []].append(position)
+    }
+
+    /// The log position member `index` holds for sure (its disk's when it is down).
+    func held(_ index: Int) -> Int64 {
+        let member = cluster.members[index]
+        guard member.isUp else { return heldWhileDown[index] }
+        if mode == .replicated && suspectSinceNanos[index] != nil { return 0 }
+        return mode == .durable ? member.consensus.log.durablePosition.rawValue : member.consensus.log.appendedPosition.rawValue
+    }
+
+    /// An acknowledged request was held by a majority (durable: on disk; replicated: written).
+    func acknowledged(key: Int64) {
+        guard let positions = positionsOfKey[key] else {
+            fail("key \(key) was acknowledged but no replica applied it")
+            return
+        }
+        let holders = positions.map { position in (0..<3).filter { held($0) >= position }.count }
+        if holders.max() ?? 0 < 2 {
+            fail("key \(key) was acknowledged at positions \(positions) held by fewer than a majority (held: \((0..<3).map(held)))")
+        }
+    }
+
+    /// Member `index`'s process is about to crash: its page cache survives.
+    func willStop(_ index: Int) {
+        let log = cluster.members[index].consensus.log
+        heldWhileDown[index] = mode == .durable ? log.durablePosition.rawValue : log.appendedPosition.rawValue
+    }
+
+    /// Member `index` is about to lose power: only what was synced survives.
+    func willLosePower(_ index: Int) {
+        heldWhileDown[index] = mode == .durable ? cluster.members[index].consensus.log.durablePosition.rawValue : 0
+        if mode == .replicated {
+            suspectSinceNanos[index] = cluster.time.nowNanos
+            if suspectSinceNanos.compactMap({ $0 }).count >= 2 { majorityLostPowerUncaughtUp = true }
+        }
+    }
+
+    /// Durable mode survives any power loss; replicated mode only while no other member is still
+    /// catching up after one (the simulation keeps to the promise's precondition).
+    func mayLosePower(_ index: Int) -> Bool {
+        mode == .durable || suspectSinceNanos.indices.allSatisfy { $0 == index || suspectSinceNanos[$0] == nil }
+    }
+
+    /// Clears the suspicion on a member that has followed a trusted leader up to its commit
+    /// position for a while (the leader has then caught it up).
+    func afterRound() {
+        guard mode == .replicated, cluster.time.nowNanos % 10_000_000 == 0 else { return }
+        for index in 0..<3 {
+            guard let since = suspectSinceNanos[index], cluster.members[index].isUp, cluster.time.nowNanos - since > 2_000_000_000 else { continue }
+            for leader in cluster.leaders where leader != index && suspectSinceNanos[leader] == nil {
+                if cluster.members[index].consensus.commitPosition >= cluster.members[leader].consensus.commitPosition {
+                    suspectSinceNanos[index] = nil
+                }
+            }
+        }
+    }
+
+    /// All members up and at the same commit, appended and applied positions.
+    func converged() -> Bool {
+        let members = cluster.members
+        guard members.allSatisfy(\.isUp) else { return false }
+        let commit = members[0].consensus.commitPosition
+        return members.allSatisfy {
+            $0.consensus.commitPosition == commit && $0.consensus.log.appendedPosition == commit
+                && $0.service.appliedPosition == commit && $0.recorder.applied.count == members[0].recorder.applied.count
+        }
+    }
+
+    /// Same entries, same order, on every replica; every acknowledged key among them.
+    func finalCheck(acknowledged: [Int64]) {
+        let lists = cluster.members.map(\.recorder.applied)
+        for index in 1..<lists.count where lists[index] != lists[0] {
+            let first = lists[0].indices.first { $0 >= lists[index].count || lists[0][$0] != lists[index][$0] } ?? lists[0].count
+            fail("m0 and m\(index) applied different sequences (\(lists[0].count) and \(lists[index].count) entries; first difference at entry \(first))")
+            return
+        }
+        for (index, list) in lists.enumerated() {
+            for pair in zip(list, list.dropFirst()) where pair.0.position >= pair.1.position {
+                fail("m\(index) applied position \(pair.1.position.rawValue) after \(pair.0.position.rawValue)")
+                return
+            }
+        }
+        let keys = Set(lists[0].map(\.key))
+        if let lost = acknowledged.first(where: { !keys.contains($0) }) {
+            fail("acknowledged key \(lost) is not applied on the replicas after the crashes (lost)")
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import KeelCore
+import KeelRuntime
+import KeelService
+
+/// Three whole members — consensus agent and service agent over the replicated log on a simulated
+/// disk, with a recording echo service — on one simulated network and clock, driven from one
+/// thread one millisecond of virtual time per round.
+public final class WholeNodeCluster {
+    /// One member: its disk outlives its processes; the rest is one process incarnation.
+    public final class Member {
+        public let disk: SimulatedDisk
+        public internal(set) var transport: SimulatedTransport
+        public internal(set) var consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>
+        public internal(set) var service: ServiceAgent<RecordingEchoService>
+        public internal(set) var recorder: ApplyRecorder
+        public internal(set) var shared: SharedNodeState
+        public internal(set) var isUp = true
+        /// Changes at each power loss (the kernel's boot id).
+        public internal(set) var bootID: UInt64 = 1
+        /// Process incarnations so far.
+        public internal(set) var incarnation = 0
+
+        init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>,
+             service: ServiceAgent<RecordingEchoService>, recorder: ApplyRecorder, shared: SharedNodeState) {
+            self.disk = disk
+            self.transport = transport
+            self.consensus = consensus
+            self.service = service
+            self.recorder = recorder
+            self.shared = shared
+        }
+    }
+
+    public let time = SimulatedTimeSource()
+    public let seed: UInt64
+    public let durability: DurabilityMode
+    public let network: SimulatedNetwork
+    public let endpoints: [MemberEndpoint]
+    public private(set) var members: [Member] = []
+    /// Human-readable events from every member, newest last (bounded).
+    public private(set) var events: [String] = []
+    /// Called on every apply of every member: (member index, entry).
+    var onApply: ((Int, ApplyRecorder.Applied) -> Void)?
+
+    public init(seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel) throws {
+        self.seed = seed
+        self.durability = durability
+        network = SimulatedNetwork(seed: seed, timeSource: time, faults: networkFaults)
+        endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
+        for index in 0..<3 {
+            let disk = SimulatedDisk(seed: seed &* 7 &+ UInt64(index), configuration: SimulatedDiskConfiguration(name: "disk\(index)", faults: diskFaults))
+            members.append(try makeMember(index, disk: disk, bootID: 1, incarnation: 0))
+        }
+    }
+
+    func note(_ event: String) {
+        if events.count >= 400 { events.removeFirst(200) }
+        events.append("[\(time.nowNanos / 1_000_000) ms] \(event)")
+    }
+
+    func makeMember(_ index: Int, disk: SimulatedDisk, bootID: UInt64, incarnation: Int) throws -> Member {
+        var configuration = try ClusterConfiguration(clusterName: "nodesim", members: endpoints, selfID: MemberID(Int32(index)), durability: durability)
+        configuration.segmentLengthBytes = 1 << 20
+        configuration.maxMessageBytes = 64 << 10
+        let transport = network.makeTransport(host: endpoints[index].host)
+        let shared = SharedNodeState()
+        let egress = EgressQueue(capacityBytes: 1 << 20)
+        let consensus = try ConsensusAgent(
+            configuration: configuration, storage: SimulatedStorage(disk: disk), transport: transport,
+            clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: bootID,
+            seed: seed &* 31 &+ UInt64(index) &+ UInt64(incarnation) &* 1_000)
+        consensus.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
+        let recorder = ApplyRecorder()
+        recorder.onApply = { [unowned self] in self.onApply?(index, $0) }
+        let service = ServiceAgent(service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
+        try consensus.onStart()
+        try service.onStart()
+        let member = Member(disk: disk, transport: transport, consensus: consensus, service: service, recorder: recorder, shared: shared)
+        member.bootID = bootID
+        member.incarnation = incarnation
+        return member
+    }
+
+    /// One round: a millisecond passes, the network delivers, every live member runs its duty cycles.
+    func round(client: WholeNodeClient?) throws {
+        time.advance(byNanos: 1_000_000)
+        network.deliverDue()
+        for member in members where member.isUp {
+            _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+            _ = try member.service.doWork(nowNanos: time.nowNanos)
+            _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+        }
+        client?.poll()
+    }
+
+    /// Members up and leading.
+    public var leaders: [Int] { members.indices.filter { members[$0].isUp && members[$0].consensus.role == .leader } }
+
+    /// Kills member `index`'s process: the page cache (unsynced writes) survives.
+    func crash(_ index: Int) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].disk.crashProcess()
+        note("FAULT m\(index) process crash")
+    }
+
+    /// Cuts member `index`'s power: unsynced bytes may be lost or torn; the next boot has a new boot id.
+    func powerLoss(_ index: Int) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].disk.powerLoss()
+        members[index].bootID += 1
+        note("FAULT m\(index) power loss")
+    }
+
+    /// Starts a stopped member again on its own disk (a new process).
+    func restart(_ index: Int) throws {
+        precondition(!members[index].isUp, "stop the member before restarting it")
+        let old = members[index]
+        members[index] = try makeMember(index, disk: old.disk, bootID: old.bootID, incarnation: old.incarnation + 1)
+        note("m\(index) restarted (boot \(old.bootID), appended \(members[index].consensus.log.appendedPosition.rawValue), durable \(members[index].consensus.log.durablePosition.rawValue))")
+    }
+}

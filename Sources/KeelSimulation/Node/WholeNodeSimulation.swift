@@ -1,0 +1,187 @@
+import KeelCore
+import KeelRuntime
+
+/// The whole-node simulation (issue 6 §5): three members — log on simulated storage, consensus and
+/// service agents, a recording echo service — and a client, on one thread over the simulator's
+/// network and clock, with seeded faults (delay, cuts, partitions, process crashes, power losses).
+/// After the faults stop and everything is healed, it checks:
+/// - every replica applies the same entries in the same order;
+/// - no replica applies, at a position, an entry another replica applied differently there;
+/// - every request the client saw acknowledged was held by a majority when acknowledged, and is
+///   applied on every replica at the end, after every crash (durable: any crashes and power losses;
+///   replicated: crashes, and power losses while a majority stays caught up);
+/// - liveness: within a bound of virtual time after healing, all requests are acknowledged and the
+///   replicas converge.
+public enum WholeNodeSimulation {
+    /// Runs one seed.
+    public static func run(seed: UInt64, options: WholeNodeSimulationOptions) -> WholeNodeSimulationResult {
+        var run: WholeNodeRun
+        do {
+            run = try WholeNodeRun(seed: seed, options: options)
+        } catch {
+            var result = WholeNodeSimulationResult(seed: seed)
+            result.violation = "the cluster did not start: \(error)"
+            return result
+        }
+        return run.execute()
+    }
+
+    /// The command that replays `seed`.
+    public static func replayCommand(seed: UInt64, options: WholeNodeSimulationOptions) -> String {
+        "keel sim --node --mode \(options.mode.rawValue) --seed \(seed) --seeds 1 --requests \(options.requestCount)"
+    }
+}
+
+/// The state of one seed's run.
+struct WholeNodeRun {
+    let options: WholeNodeSimulationOptions
+    let cluster: WholeNodeCluster
+    let client: WholeNodeClient
+    var random: SeededRandom
+    var result: WholeNodeSimulationResult
+    let checks: WholeNodeChecks
+    var restartAtNanos: [Int64?] = [nil, nil, nil]
+    var healAtNanos: Int64?
+
+    init(seed: UInt64, options: WholeNodeSimulationOptions) throws {
+        self.options = options
+        random = SeededRandom(seed: seed ^ 0x6e6f_6465_7369_6d00)
+        result = WholeNodeSimulationResult(seed: seed)
+        let networkFaults = options.networkFaults
+            ? SimulatedNetworkFaults(latencyTailChance: 0.02, latencyTailMaxNanos: 30_000_000, connectionCutChance: 0.0005, retransmissionTimeoutNanos: 800_000_000)
+            : SimulatedNetworkFaults()
+        var disk = SimulatedFaultModel.adversarial
+        disk.pendingOperationHappenedChance = 0.5
+        cluster = try WholeNodeCluster(seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk)
+        client = WholeNodeClient(
+            network: cluster.network, endpoints: cluster.endpoints, time: cluster.time,
+            requestCount: options.requestCount, windowRequests: options.windowRequests, random: &random)
+        checks = WholeNodeChecks(cluster: cluster, mode: options.mode)
+        let checks = checks
+        let client = client
+        cluster.onApply = { checks.applied(member: $0, entry: $1) }
+        client.onAcknowledged = { checks.acknowledged(key: $0) }
+        client.start(at: Int(random.integer(in: 0...2)))
+    }
+
+    mutating func execute() -> WholeNodeSimulationResult {
+        do {
+            try faultPhase()
+            if checks.violation == nil { try healAndConverge() }
+        } catch {
+            checks.fail("a member threw: \(error)")
+        }
+        if checks.violation == nil, let problem = client.protocolViolation { checks.fail("client: \(problem)") }
+        result.violation = checks.violation
+        result.acknowledged = client.acknowledged.count
+        result.recentEvents = Array(cluster.events.suffix(40))
+        return result
+    }
+
+    var nowNanos: Int64 { cluster.time.nowNanos }
+
+    mutating func faultPhase() throws {
+        var nextFaultNanos = nextInterval()
+        while nowNanos < options.faultPhaseNanos && checks.violation == nil {
+            try cluster.round(client: client)
+            checks.afterRound()
+            for index in 0..<3 {
+                if let at = restartAtNanos[index], nowNanos >= at {
+                    restartAtNanos[index] = nil
+                    try cluster.restart(index)
+                }
+            }
+            if let at = healAtNanos, nowNanos >= at {
+                healAtNanos = nil
+                cluster.network.healAll()
+                cluster.note("FAULT heal all links")
+            }
+            if nowNanos >= nextFaultNanos {
+                injectFault()
+                nextFaultNanos = nowNanos + nextInterval()
+            }
+        }
+    }
+
+    mutating func nextInterval() -> Int64 {
+        let mean = options.meanFaultIntervalNanos
+        return random.integer(in: (mean / 4)...(mean * 7 / 4))
+    }
+
+    mutating func pickMember() -> Int {
+        let leaders = cluster.leaders
+        if let leader = leaders.first, random.chance(0.5) { return leader }
+        return Int(random.integer(in: 0...2))
+    }
+
+    mutating func injectFault() {
+        let index = pickMember()
+        let host = cluster.endpoints[index].host
+        let other = cluster.endpoints[(index + 1 + Int(random.integer(in: 0...1))) % 3].host
+        switch random.integer(in: 0...5) {
+        case 0 where options.processCrashes && cluster.members[index].isUp:
+            checks.willStop(index)
+            cluster.crash(index)
+            result.processCrashes += 1
+            restartAtNanos[index] = nowNanos + random.integer(in: 20_000_000...1_500_000_000)
+        case 1 where options.powerLosses && cluster.members[index].isUp && checks.mayLosePower(index):
+            checks.willLosePower(index)
+            cluster.powerLoss(index)
+            result.powerLosses += 1
+            restartAtNanos[index] = nowNanos + random.integer(in: 20_000_000...1_500_000_000)
+        case 2 where options.networkFaults:
+            cluster.network.isolate(host)
+            cluster.note("FAULT isolate m\(index)")
+            healAtNanos = nowNanos + random.integer(in: 100_000_000...1_500_000_000)
+        case 3 where options.networkFaults:
+            cluster.network.blockLink(from: host, to: other)
+            cluster.note("FAULT block \(host) → \(other)")
+            healAtNanos = nowNanos + random.integer(in: 100_000_000...1_500_000_000)
+        case 4 where options.networkFaults:
+            cluster.network.cutConnections(between: host, and: other)
+            cluster.note("FAULT cut \(host) ↔ \(other)")
+        default:
+            return
+        }
+        result.faultsInjected += 1
+    }
+
+    /// Stops faults, heals the network, restarts every stopped member, and waits (bounded) for all
+    /// requests to be acknowledged and the replicas to converge; then checks them.
+    mutating func healAndConverge() throws {
+        cluster.network.healAll()
+        cluster.network.faults = SimulatedNetworkFaults()
+        healAtNanos = nil
+        for index in 0..<3 where !cluster.members[index].isUp {
+            restartAtNanos[index] = nil
+            try cluster.restart(index)
+        }
+        cluster.note("HEALED")
+        let healedNanos = nowNanos
+        let deadline = nowNanos + options.livenessBoundNanos
+        var converged = false
+        while nowNanos < deadline && checks.violation == nil {
+            try cluster.round(client: client)
+            checks.afterRound()
+            if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() {
+                converged = true
+                break
+            }
+        }
+        guard checks.violation == nil else { return }
+        if !converged {
+            if checks.majorityLostPowerUncaughtUp {
+                result.stoppedAfterMajorityPowerLoss = true
+                return
+            }
+            let state = cluster.members.enumerated().map { index, member in
+                "m\(index) \(member.consensus.role) term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count)"
+            }
+            checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
+            return
+        }
+        result.healToConvergedNanos = nowNanos - healedNanos
+        result.appliedEntries = cluster.members[0].recorder.applied.count
+        checks.finalCheck(acknowledged: client.acknowledged)
+    }
+}

@@ -1,0 +1,65 @@
+import KeelCore
+
+/// What one whole-node simulation run does: how many requests the client sends, how long faults
+/// are injected, which faults, and in which durability mode.
+public struct WholeNodeSimulationOptions: Sendable {
+    /// The durability mode every member runs; the checks hold each mode to its own promise
+    /// (DESIGN.md decision 7).
+    public var mode: DurabilityMode
+    /// Requests the client sends over the run (each with a unique key).
+    public var requestCount: Int
+    /// Requests the client keeps outstanding at once.
+    public var windowRequests: Int
+    /// Virtual time during which faults are injected.
+    public var faultPhaseNanos: Int64
+    /// Virtual time allowed after healing for every acknowledged request to be applied everywhere.
+    public var livenessBoundNanos: Int64
+    /// Mean virtual time between two injected faults.
+    public var meanFaultIntervalNanos: Int64
+    /// Whether process crashes (page cache kept) are injected.
+    public var processCrashes: Bool
+    /// Whether power losses (unsynced bytes may be lost or torn) are injected.
+    public var powerLosses: Bool
+    /// Whether partitions, one-way links and connection cuts are injected.
+    public var networkFaults: Bool
+
+    public init(
+        mode: DurabilityMode, requestCount: Int = 120, windowRequests: Int = 8, faultPhaseNanos: Int64 = 4_000_000_000,
+        livenessBoundNanos: Int64 = 20_000_000_000, meanFaultIntervalNanos: Int64 = 400_000_000,
+        processCrashes: Bool = true, powerLosses: Bool = true, networkFaults: Bool = true
+    ) {
+        precondition(requestCount >= 0 && windowRequests > 0, "a positive window")
+        self.mode = mode
+        self.requestCount = requestCount
+        self.windowRequests = windowRequests
+        self.faultPhaseNanos = faultPhaseNanos
+        self.livenessBoundNanos = livenessBoundNanos
+        self.meanFaultIntervalNanos = meanFaultIntervalNanos
+        self.processCrashes = processCrashes
+        self.powerLosses = powerLosses
+        self.networkFaults = networkFaults
+    }
+}
+
+/// The outcome of one seed.
+public struct WholeNodeSimulationResult: Sendable {
+    /// The seed that was run.
+    public var seed: UInt64
+    /// The first property that failed, if any.
+    public var violation: String?
+    /// Faults injected during the fault phase.
+    public var faultsInjected = 0
+    /// Process crashes and power losses among them.
+    public var processCrashes = 0
+    public var powerLosses = 0
+    /// Requests the client saw acknowledged.
+    public var acknowledged = 0
+    /// Session messages applied on the final replicas (all equal when there is no violation).
+    public var appliedEntries = 0
+    /// Virtual time from healing to convergence.
+    public var healToConvergedNanos: Int64?
+    /// Replicated mode: a majority lost power while not caught up, and the cluster stopped as promised.
+    public var stoppedAfterMajorityPowerLoss = false
+    /// The last events (elections, truncations, faults) before the end, for a failure report.
+    public var recentEvents: [String] = []
+}
