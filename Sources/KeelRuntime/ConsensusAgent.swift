@@ -146,6 +146,8 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     public var term: Term { core.term }
     public var leader: MemberID? { core.leaderID }
     public var commitPosition: LogPosition { core.commitPosition }
+    /// Replicated mode, after a power loss: a non-voting member until a leader has caught it up.
+    public var isCatchingUp: Bool { core.catchingUp }
 
     // MARK: Agent
 

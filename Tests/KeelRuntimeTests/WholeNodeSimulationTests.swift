@@ -40,3 +40,18 @@ struct WholeNodeSimulationTests {
         #expect(result.stoppedAfterMajorityPowerLoss || result.acknowledged == options.requestCount)
     }
 }
+
+@Suite("Whole-node simulation: replicated-mode catch-up after a power loss")
+struct WholeNodeCatchUpTests {
+    @Test("a member that lost power in replicated mode is caught up by the leader and votes again")
+    func powerLostMemberRegainsItsVote() {
+        // Seed 3 loses power on a member early; after healing its log matches the leader's.
+        let options = WholeNodeSimulationOptions(mode: .replicated)
+        let result = WholeNodeSimulation.run(seed: 3, options: options)
+        #expect(result.violation == nil, "\(WholeNodeSimulationTests.report(result, options))")
+        #expect(result.powerLosses >= 1)
+        withKnownIssue("the leader's caughtUp message has no wire frame (RaftWireCodec.encode returns 0), so the member stays non-voting") {
+            #expect(result.membersStillCatchingUp.isEmpty, "still catching up: \(result.membersStillCatchingUp)")
+        }
+    }
+}

@@ -82,18 +82,20 @@ final class WholeNodeChecks {
         mode == .durable || suspectSinceNanos.indices.allSatisfy { $0 == index || suspectSinceNanos[$0] == nil }
     }
 
-    /// Clears the suspicion on a member that has followed a trusted leader up to its commit
-    /// position for a while (the leader has then caught it up).
+    /// Clears the suspicion on a member once its runtime says it has been caught up (it votes and
+    /// acknowledges again).
     func afterRound() {
         guard mode == .replicated, cluster.time.nowNanos % 10_000_000 == 0 else { return }
-        for index in 0..<3 {
-            guard let since = suspectSinceNanos[index], cluster.members[index].isUp, cluster.time.nowNanos - since > 2_000_000_000 else { continue }
-            for leader in cluster.leaders where leader != index && suspectSinceNanos[leader] == nil {
-                if cluster.members[index].consensus.commitPosition >= cluster.members[leader].consensus.commitPosition {
-                    suspectSinceNanos[index] = nil
-                }
-            }
+        for index in 0..<3 where suspectSinceNanos[index] != nil {
+            let member = cluster.members[index]
+            if member.isUp && !member.consensus.isCatchingUp { suspectSinceNanos[index] = nil }
         }
+        if suspectSinceNanos.compactMap({ $0 }).count >= 2 { majorityLostPowerUncaughtUp = true }
+    }
+
+    /// Replicated mode: members up whose runtime still holds them non-voting after a power loss.
+    var membersStillCatchingUp: [Int] {
+        cluster.members.indices.filter { cluster.members[$0].isUp && cluster.members[$0].consensus.isCatchingUp }
     }
 
     /// All members up and at the same commit, appended and applied positions.

@@ -74,7 +74,7 @@ struct WholeNodeRun {
         if checks.violation == nil, let problem = client.protocolViolation { checks.fail("client: \(problem)") }
         result.violation = checks.violation
         result.acknowledged = client.acknowledged.count
-        result.recentEvents = Array(cluster.events.suffix(40))
+        result.recentEvents = Array(cluster.events.suffix(options.eventsReported))
         return result
     }
 
@@ -169,6 +169,7 @@ struct WholeNodeRun {
             }
         }
         guard checks.violation == nil else { return }
+        result.membersStillCatchingUp = checks.membersStillCatchingUp
         if !converged {
             if checks.majorityLostPowerUncaughtUp {
                 result.stoppedAfterMajorityPowerLoss = true
@@ -182,6 +183,7 @@ struct WholeNodeRun {
         }
         result.healToConvergedNanos = nowNanos - healedNanos
         result.appliedEntries = cluster.members[0].recorder.applied.count
+        result.membersStillCatchingUp = checks.membersStillCatchingUp
         checks.finalCheck(acknowledged: client.acknowledged)
     }
 }

@@ -21,6 +21,10 @@ struct SimCommand: ParsableCommand {
     @Option(help: "The first seed.") var seed: UInt64 = 1
     @Option(help: "Keep running new seeds until this many seconds passed (a time box; 0: just --seeds).") var seconds: Double = 0
     @Option(help: "Events per seed while faults are injected (the liveness phase adds more).") var steps: Int = 2_000
+    @Flag(help: "Run the whole-node simulation (three nodes with both agents, log on simulated disks, a client) instead of the Raft core simulator.")
+    var node = false
+    @Option(help: "With --node: requests the client sends per seed.") var requests: Int = 120
+    @Option(help: "With --node: events shown for a failing seed.") var events: Int = 40
     @Option(help: "Test only: plant a bug in every core (\(RaftPlantedBug.allCases.map(\.rawValue).joined(separator: ", "))).")
     var plantBug: String?
 
@@ -34,6 +38,10 @@ struct SimCommand: ParsableCommand {
     }
 
     func run() throws {
+        if node {
+            try runWholeNode()
+            return
+        }
         var options = RaftSimulationOptions(memberCount: members, mode: DurabilityMode(rawValue: mode)!, faultSteps: steps)
         options.plantedBug = plantBug.flatMap(RaftPlantedBug.init(rawValue:))
         let clock = ContinuousClock()
@@ -59,7 +67,7 @@ struct SimCommand: ParsableCommand {
         }
     }
 
-    private func elapsedSeconds(since start: ContinuousClock.Instant, clock: ContinuousClock) -> Double {
+    func elapsedSeconds(since start: ContinuousClock.Instant, clock: ContinuousClock) -> Double {
         let duration = clock.now - start
         return Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
