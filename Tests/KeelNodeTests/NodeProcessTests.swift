@@ -61,6 +61,9 @@ struct NodeProcessTests {
         let appends = (0..<3).map { cluster.counter($0, .appendPosition) }
         #expect(Set(appends).count == 1, "append positions \(appends)")
         client.close()
+        // Then, stopped with SIGTERM, the three logs hold the same committed frames.
+        let frames = try expectReplicasHoldTheSameCommittedLog(cluster)
+        #expect(frames.filter { $0.type == 1 }.count >= 100_000)
     }
 
     @Test(.timeLimit(.minutes(5)))

@@ -2,6 +2,7 @@ import Glibc
 import KeelClient
 import KeelCore
 import KeelIO
+import KeelWire
 import Testing
 
 /// Waits for the load to settle (every member at the same commit and append positions), stops
@@ -58,5 +59,56 @@ struct ReplicaLogTests {
         let payloadOffset = 52  // frame byte 64, less the CRC (4 B) and durable position (8 B) left out of replicatedBytes
         let last = messages.last.map { Array($0.replicatedBytes[payloadOffset...]) }
         #expect(last == echoPayload(echoes - 1), "the last committed message is not the last echo's payload")
+    }
+}
+
+extension ReplicaLogTests {
+    /// The reader sees a one-byte change in a replicated field, and ignores a changed durable
+    /// position only once the CRC is re-sealed (as a follower does).
+    @Test(.timeLimit(.minutes(2)))
+    func theFrameReaderSeesAChangedByteAndIgnoresTheDurablePosition() throws {
+        let cluster = try NodeCluster()
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        let client = makeClient(cluster)
+        try client.connect()
+        #expect(try echoAll(client, 0..<10, seconds: 30) == 0)
+        client.close()
+        let frames = try expectReplicasHoldTheSameCommittedLog(cluster)
+        let target = try #require(frames.last { $0.type == 1 })
+        let end = frames.last.map { $0.position + Int64(($0.replicatedBytes.count + 4 + 8 + 31) & ~31) } ?? 0
+        let directory = "\(cluster.members[1].directory)/log"
+        let segment = "\(directory)/log-0000000000000000.seg"
+        let fileOffset = 4096 + target.position
+
+        // A different durable position with the CRC re-sealed: still the same replicated bytes.
+        try patch(segment, at: fileOffset + 48, [0x20, 0, 0, 0, 0, 0, 0, 0])
+        try reseal(segment, frameAt: fileOffset, length: target.replicatedBytes.count + 12)
+        let resealed = try CommittedLogReader.frames(directory: directory, upTo: end)
+        #expect(resealed.last { $0.type == 1 } == target)
+
+        // One payload byte changed: the CRC no longer matches and the bytes differ.
+        try patch(segment, at: fileOffset + 64, [0xAB])
+        let damaged = try #require(try CommittedLogReader.frames(directory: directory, upTo: end).last { $0.type == 1 })
+        #expect(!damaged.crcValid)
+        #expect(damaged != target)
+    }
+
+    private func patch(_ path: String, at offset: Int64, _ bytes: [UInt8]) throws {
+        let descriptor = open(path, O_RDWR)
+        defer { close(descriptor) }
+        let written = bytes.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, off_t(offset)) }
+        #expect(written == bytes.count)
+    }
+
+    private func reseal(_ path: String, frameAt offset: Int64, length: Int) throws {
+        let descriptor = open(path, O_RDWR)
+        defer { close(descriptor) }
+        var frame = [UInt8](repeating: 0, count: length)
+        #expect(frame.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, length, off_t(offset)) } == length)
+        let crc = frame.withUnsafeBytes { raw in
+            CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[8...]), continuing: CRC32C.checksum(UnsafeRawBufferPointer(rebasing: raw[0..<4])))
+        }
+        try patch(path, at: offset + 4, withUnsafeBytes(of: crc.littleEndian) { Array($0) })
     }
 }
