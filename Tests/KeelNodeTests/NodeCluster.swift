@@ -190,14 +190,18 @@ final class NodeCluster {
 
     private func removeTree(_ path: String) {
         guard let directory = opendir(path) else { unlink(path); return }
+        // Names first, deletions after: unlinking while readdir walks the directory can skip entries.
+        var names: [String] = []
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
-            if name == "." || name == ".." { continue }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(directory)
+        for name in names {
             let child = "\(path)/\(name)"
             var info = stat()
             if lstat(child, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR { removeTree(child) } else { unlink(child) }
         }
-        closedir(directory)
         rmdir(path)
     }
 
