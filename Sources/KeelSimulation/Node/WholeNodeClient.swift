@@ -45,7 +45,7 @@ final class WholeNodeClient {
         self.requestCount = requestCount
         self.windowRequests = windowRequests
         // Mostly small requests, some large enough that batches split frames across appends.
-        fillerBytes = (0..<requestCount).map { _ in random.chance(0.1) ? Int(random.integer(in: 2_000...20_000)) : Int(random.integer(in: 0...200)) }
+        fillerBytes = (0..<requestCount).map { _ in random.chance(0.1) ? Int(random.integer(in: 2_000...60_000)) : Int(random.integer(in: 0...200)) }
     }
 
     deinit {

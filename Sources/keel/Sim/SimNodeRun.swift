@@ -14,7 +14,9 @@ extension SimCommand {
         var summary = WholeNodeSummary()
         var next = seed
         var failure: WholeNodeSimulationResult?
+        SimCrashReport.install()
         while summary.seeds < seeds || elapsedSeconds(since: started, clock: clock) < seconds {
+            SimCrashReport.prepare("\nkeel sim --node: the process died running seed \(next)\nreplay: \(WholeNodeSimulation.replayCommand(seed: next, options: options))\n")
             let result = WholeNodeSimulation.run(seed: next, options: options)
             summary.add(result)
             next &+= 1
