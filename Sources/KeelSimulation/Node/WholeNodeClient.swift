@@ -37,6 +37,8 @@ final class WholeNodeClient {
     var onAcknowledged: ((Int64) -> Void)?
     /// Whether new keys may be sent (false while the simulation waits for convergence only).
     var sendingNewKeys = true
+    /// New keys are spread over this much virtual time, so traffic runs through the fault phase.
+    var spreadNanos: Int64 = 0
 
     init(network: SimulatedNetwork, endpoints: [MemberEndpoint], time: SimulatedTimeSource, requestCount: Int, windowRequests: Int, random: inout SeededRandom) {
         transport = network.makeTransport(host: "10.0.1.1")
@@ -45,7 +47,7 @@ final class WholeNodeClient {
         self.requestCount = requestCount
         self.windowRequests = windowRequests
         // Mostly small requests, some large enough that batches split frames across appends.
-        fillerBytes = (0..<requestCount).map { _ in random.chance(0.1) ? Int(random.integer(in: 2_000...60_000)) : Int(random.integer(in: 0...200)) }
+        fillerBytes = (0..<requestCount).map { _ in random.chance(0.2) ? Int(random.integer(in: 2_000...60_000)) : Int(random.integer(in: 0...200)) }
     }
 
     deinit {
@@ -95,7 +97,7 @@ final class WholeNodeClient {
         while outstanding.count < windowRequests {
             if !resend.isEmpty {
                 request(key: resend.removeFirst())
-            } else if sendingNewKeys && nextKey < Int64(requestCount) {
+            } else if sendingNewKeys && nextKey < Int64(requestCount) && time.nowNanos >= nextKey * spreadNanos / Int64(requestCount) {
                 request(key: nextKey)
                 nextKey += 1
             } else {

@@ -61,6 +61,7 @@ struct WholeNodeRun {
         let client = client
         cluster.onApply = { checks.applied(member: $0, entry: $1) }
         client.onAcknowledged = { checks.acknowledged(key: $0) }
+        client.spreadNanos = options.faultPhaseNanos * 3 / 4
         client.start(at: Int(random.integer(in: 0...2)))
     }
 
