@@ -66,7 +66,9 @@ public final class EgressQueue: @unchecked Sendable {
         let needed = recordBytes <= toEnd ? recordBytes : toEnd + recordBytes
         guard position + needed - consumed <= capacityBytes else { return false }
         if recordBytes > toEnd {
-            writeHeader(at: offset, length: toEnd, kind: .padding, sessionID: 0, correlation: 0, timestamp: .zero)
+            // Length and kind only: as little as 8 bytes may be left before the end, less than a header.
+            buffer.storeBytes(of: UInt32(toEnd), toByteOffset: offset, as: UInt32.self)
+            buffer.storeBytes(of: EgressKind.padding.rawValue, toByteOffset: offset + 4, as: UInt8.self)
             position += toEnd
         }
         let start = position & (capacityBytes - 1)

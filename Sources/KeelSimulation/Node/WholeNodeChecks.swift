@@ -4,7 +4,7 @@ import KeelRuntime
 /// The properties a whole-node run is checked against, fed as the run goes (applies,
 /// acknowledgements, crashes) and once at the end.
 final class WholeNodeChecks {
-    let cluster: WholeNodeCluster
+    unowned let cluster: WholeNodeCluster
     let mode: DurabilityMode
     /// The first property that failed.
     private(set) var violation: String?
