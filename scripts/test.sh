@@ -36,9 +36,18 @@ simulate_all() {
   done
 }
 
+simulate_nodes() {
+  # Three whole nodes (both agents, log on simulated disks, simulated network and clock, a client) with
+  # crashes, power losses and network faults: a time box per durability mode, floor of 500 seeds.
+  for mode in durable replicated; do
+    $KEEL sim --node --mode "$mode" --seeds 500 --seconds 30
+  done
+}
+
 run_stage "raft simulation time boxes" 4 simulate_all
+run_stage "whole-node simulation time boxes" 2 simulate_nodes
 run_stage "io benchmark smoke run" 1 $KEEL bench io --quick
-run_stage "Benchmarks/ package compile check" 5 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
+run_stage "Benchmarks/ package compile check" 3 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
 
 echo "::: summary"
 total=0
