@@ -150,11 +150,9 @@ struct NodeProcessTests {
 
 /// A blocking loopback socket for sending raw bytes.
 enum RawConnection {
-    /// Sends `bytes` (then, optionally, ends the stream) and reports whether the peer closed the
-    /// connection within 5 s.
-    static func sendAndExpectClose(port: UInt16, bytes: [UInt8], shutdownWrite: Bool = false) throws -> Bool {
+    /// A blocking TCP connection to 127.0.0.1:`port` whose receives time out after 5 s.
+    static func connectLoopback(port: UInt16) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(descriptor) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -162,9 +160,21 @@ enum RawConnection {
         let connected = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { throw HarnessError.spawn("connect to \(port): errno \(errno)") }
+        guard connected == 0 else {
+            let failure = errno
+            close(descriptor)
+            throw HarnessError.spawn("connect to \(port): errno \(failure)")
+        }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        return descriptor
+    }
+
+    /// Sends `bytes` (then, optionally, ends the stream) and reports whether the peer closed the
+    /// connection within 5 s.
+    static func sendAndExpectClose(port: UInt16, bytes: [UInt8], shutdownWrite: Bool = false) throws -> Bool {
+        let descriptor = try connectLoopback(port: port)
+        defer { close(descriptor) }
         _ = bytes.withUnsafeBytes { send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
         if shutdownWrite { shutdown(descriptor, Int32(SHUT_WR)) }
         var buffer = [UInt8](repeating: 0, count: 4096)
