@@ -25,7 +25,10 @@ KEEL=.build/release/keel
 
 run_stage "dependency and debug build" 4 $SWIFT build --build-tests
 # The wire fuzz test runs its full 10⁶ frames here (its debug default is 5·10⁵ for quick local runs).
-run_stage "debug tests" 5 env KEEL_WIRE_FUZZ_ITERATIONS=1000000 $SWIFT test --skip-build
+run_stage "debug tests" 5 env KEEL_WIRE_FUZZ_ITERATIONS=1000000 $SWIFT test --skip-build --skip KeelNodeTests
+# Real keel node processes on loopback, in a run of their own so their long waits do not share the
+# test runner's threads with the rest.
+run_stage "process tests" 3 $SWIFT test --skip-build --filter KeelNodeTests
 run_stage "release build" 4 $SWIFT build -c release --product keel
 simulate_all() {
   # A time box per member count and durability mode, each with a floor of 2,000 seeds of >= 2,000 steps.

@@ -34,13 +34,24 @@ final class MemberThread: Sendable {
     }
 }
 
+/// Swift Testing runs synchronous tests on the same small cooperative pool as these async ones; on a
+/// 2-core machine a long blocking test elsewhere (the fuzz run, process tests) can hold both threads for
+/// many seconds. Leader search and responses get time limits far beyond such a stall, so these tests
+/// check the async API, not the scheduler.
+func patientConfiguration(port: UInt16) -> ClusterClientConfiguration {
+    var configuration = ClusterClientConfiguration(members: [ClusterMemberAddress(id: MemberID(0), host: "127.0.0.1", clientPort: port)])
+    configuration.failoverTimeoutNanos = 100_000_000_000
+    configuration.responseTimeoutNanos = 100_000_000_000
+    return configuration
+}
+
 @Suite struct AsyncSendTests {
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func sendReturnsTheResponseToItsOwnRequest() async throws {
         let member = MemberThread(.lead(MemberID(0), Term(1)))
         defer { member.shutdown() }
         let client = ClusterClient(
-            configuration: ClusterClientConfiguration(members: [ClusterMemberAddress(id: MemberID(0), host: "127.0.0.1", clientPort: member.waitForPort())]),
+            configuration: patientConfiguration(port: member.waitForPort()),
             clock: TestClock())
         for index in 0..<50 {
             let answer = try await client.send(payload(index))
@@ -50,12 +61,12 @@ final class MemberThread: Sendable {
         client.close()
     }
 
-    @Test(.timeLimit(.minutes(1)))
+    @Test(.timeLimit(.minutes(3)))
     func sendTimesOutWithAClearError() async throws {
         let member = MemberThread(.silentLead(MemberID(0), Term(1)))
         defer { member.shutdown() }
         let client = ClusterClient(
-            configuration: ClusterClientConfiguration(members: [ClusterMemberAddress(id: MemberID(0), host: "127.0.0.1", clientPort: member.waitForPort())]),
+            configuration: patientConfiguration(port: member.waitForPort()),
             clock: TestClock())
         await #expect(throws: ClusterClientError.self) { _ = try await client.send(payload(1), timeoutNanos: 150_000_000) }
         do {
