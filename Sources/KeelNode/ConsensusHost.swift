@@ -45,7 +45,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             agent.eventHandler = { printToStandardError("keel node \(agent.configuration.selfID.rawValue): \($0)") }
             if let file = try? CountersFile.create(directory: directory), let writer = file.writer {
                 countersFile = file
-                let counters = NodeCounters(writer: writer, rejectionReasons: ConsensusAgent<IOUringStorage, IOUringTransport, SystemClock>.wireRejectionReasonNames)
+                let counters = NodeCounters(writer: writer, rejectionReasons: wireRejectionReasonNames)
                 agent.counters = counters
                 if let errorFile = try? ErrorLogFile.create(directory: directory), let errorLog = errorFile.writer {
                     errorLogFile = errorFile

@@ -31,8 +31,6 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     public var counters: NodeCounters?
     /// Where errors go (the node's distinct-error log and its error counters), if one is in use.
     public var errorReporter: ErrorReporter?
-    /// Names of the wire rejection reasons, by code, for `NodeCounters(writer:rejectionReasons:)`.
-    public static var wireRejectionReasonNames: [String] { WireRejectionReason.allCases.map(\.description) }
 
     let transport: T
     let clock: C

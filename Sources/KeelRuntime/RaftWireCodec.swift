@@ -69,3 +69,7 @@ enum RaftWireCodec {
         }
     }
 }
+
+/// Names of the wire rejection reasons, indexed by code, for `NodeCounters(writer:rejectionReasons:)`:
+/// the consensus agent counts a rejected frame under `rejectedFrames(reasonCode:)` of its reason.
+public let wireRejectionReasonNames: [String] = WireRejectionReason.allCases.map(\.description)
