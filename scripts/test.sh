@@ -44,6 +44,8 @@ simulate_nodes() {
   # crashes, power losses and network faults: a time box per durability mode, floor of 500 seeds.
   for mode in durable replicated; do
     $KEEL sim --node --mode "$mode" --seeds 500 --seconds 30
+    # Heavy load: AppendEntries cut inside frames, large batches, long catch-ups.
+    $KEEL sim --node --mode "$mode" --seed 1000000 --seeds 100 --requests 1500
   done
 }
 

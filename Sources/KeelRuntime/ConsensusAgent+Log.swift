@@ -4,7 +4,7 @@ import KeelRaft
 import KeelWire
 
 // The log side of the core's actions: proposals from the ingress batch, the new leader's entry,
-// the follower's raw appends (with frames split across AppendEntries), and truncation.
+// the follower's raw appends (trimmed to whole frames, see SplitFrameCarry), and truncation.
 extension ConsensusAgent {
     /// Leader: the whole ingress of this cycle becomes one proposal and one log append.
     func proposeIngress() throws -> Int {
@@ -38,11 +38,12 @@ extension ConsensusAgent {
             let end = try log.commitBatch()
             precondition(end == to, "the leadership entry occupies \(end.bytes(since: from)) bytes, not \(to.bytes(since: from))")
         case .replicated:
-            guard let append = currentAppend else { preconditionFailure("a replicated append without its AppendEntries") }
-            let skip = Int(from.bytes(since: append.prevPosition))
-            let count = Int(to.bytes(since: from))
-            precondition(skip >= 0 && skip + count <= append.bytes.count, "append range outside the message's bytes")
-            try appendReplicated(UnsafeRawBufferPointer(rebasing: append.bytes[skip..<(skip + count)]), at: from)
+            guard let incoming = currentAppend else { preconditionFailure("a replicated append without its AppendEntries") }
+            precondition(from == log.appendedPosition, "replicated bytes must continue the log")
+            try carry.forEachPiece(of: incoming, from: from, to: to) { frames in
+                frames.forEachFrameTimestamp { lastClusterTime = max(lastClusterTime, $0) }
+                try log.appendRaw(frames, at: log.appendedPosition)
+            }
         case .configurationChange:
             preconditionFailure("membership changes are not produced yet")
         }
@@ -55,81 +56,33 @@ extension ConsensusAgent {
         return lastClusterTime
     }
 
-    /// Follower: appends the leader's bytes for [position, position + bytes.count). The core may cut
-    /// an AppendEntries inside a frame; the log takes whole frames only, so the tail of a split frame
-    /// waits in `partial` for the next AppendEntries (the core's view of the log runs ahead of the
-    /// log's appended position by at most one frame).
-    func appendReplicated(_ bytes: UnsafeRawBufferPointer, at position: LogPosition) throws {
-        precondition(position == log.appendedPosition.advanced(by: Int64(partialCount)), "replicated bytes must continue the log")
-        var rest = bytes
-        if partialCount > 0 {
-            rest = try completePartialFrame(rest)
-            if partialCount > 0 { return }
-        }
-        let whole = wholeFramePrefix(rest)
-        if whole > 0 {
-            let frames = UnsafeRawBufferPointer(rebasing: rest[0..<whole])
-            frames.forEachFrameTimestamp { lastClusterTime = max(lastClusterTime, $0) }
-            try log.appendRaw(frames, at: log.appendedPosition)
-        }
-        let remainder = rest.count - whole
-        if remainder > 0 {
-            precondition(remainder <= partial.count, "a split frame larger than the largest frame")
-            partial.baseAddress!.copyMemory(from: rest.baseAddress! + whole, byteCount: remainder)
-            partialCount = remainder
+    /// Follower: steps an AppendEntries trimmed to whole frames (`SplitFrameCarry` says why), then
+    /// carries the head of a frame it cut, if the core took the message and the log now ends where the
+    /// whole frames did.
+    func stepAppend(_ append: AppendEntries, term: Term, bytes: UnsafeRawBufferPointer, from member: MemberID) throws {
+        let logEnd = log.appendedPosition
+        let incoming = carry.take(append, bytes: bytes, logEnd: logEnd, termAtLogEnd: log.term(before: logEnd))
+        currentAppend = incoming
+        defer { currentAppend = nil }
+        try step(.message(from: member, RaftMessage(term: term, body: .appendEntries(incoming.append))))
+        guard incoming.wholeEnd < incoming.messageEnd, log.appendedPosition == incoming.wholeEnd, acceptedAppend() else { return }
+        if !carry.keepRemainder(of: incoming, term: append.entryTerm) {
+            reportError(.protocolViolation, "member \(member.rawValue) sent a frame too large to carry at \(incoming.wholeEnd.rawValue)")
         }
     }
 
-    /// Adds bytes to the split frame; appends it once whole. Returns the bytes not used.
-    private func completePartialFrame(_ bytes: UnsafeRawBufferPointer) throws -> UnsafeRawBufferPointer {
-        var rest = bytes
-        if partialCount < 4 {
-            let take = min(4 - partialCount, rest.count)
-            (partial.baseAddress! + partialCount).copyMemory(from: rest.baseAddress!, byteCount: take)
-            partialCount += take
-            rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-            if partialCount < 4 { return rest }
+    /// True when the step just taken answered an AppendEntries with success.
+    private func acceptedAppend() -> Bool {
+        for action in output.actions {
+            if case .send(_, let message) = action, case .appendResponse(let response) = message.body { return response.success }
         }
-        let length = Int(UInt32(littleEndian: partial.loadUnaligned(fromByteOffset: 0, as: UInt32.self)))
-        let occupied = LogFormat.aligned(length)
-        guard length > 0, occupied <= partial.count else {
-            throw ConfigurationError("leader sent a frame of length \(length) at \(log.appendedPosition.rawValue)")
-        }
-        let take = min(occupied - partialCount, rest.count)
-        if take > 0 { (partial.baseAddress! + partialCount).copyMemory(from: rest.baseAddress!, byteCount: take) }
-        partialCount += take
-        rest = UnsafeRawBufferPointer(rebasing: rest[take...])
-        if partialCount == occupied {
-            let frame = UnsafeRawBufferPointer(start: partial.baseAddress!, count: occupied)
-            frame.forEachFrameTimestamp { lastClusterTime = max(lastClusterTime, $0) }
-            partialCount = 0
-            try log.appendRaw(frame, at: log.appendedPosition)
-        }
-        return rest
-    }
-
-    /// The length of the longest prefix of `bytes` made of whole frames (by their length fields; the
-    /// log validates them).
-    private func wholeFramePrefix(_ bytes: UnsafeRawBufferPointer) -> Int {
-        var offset = 0
-        while bytes.count - offset >= 4 {
-            let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)))
-            let occupied = LogFormat.aligned(length)
-            // A zero length is invalid: hand it to the log, which rejects it with a reason.
-            guard length > 0 else { return bytes.count - offset >= 32 ? offset + 32 : offset }
-            guard offset + occupied <= bytes.count else { break }
-            offset += occupied
-        }
-        return offset
+        return false
     }
 
     func truncateLog(from position: LogPosition) throws {
         let appended = log.appendedPosition
-        if position >= appended {
-            partialCount = min(partialCount, Int(position.bytes(since: appended)))
-            return
-        }
-        partialCount = 0
+        carry.drop()
+        if position >= appended { return }
         try log.truncate(from: position)
         reportedPersisted = min(reportedPersisted, position)
         event("log truncated from \(position.rawValue) (was \(appended.rawValue))")

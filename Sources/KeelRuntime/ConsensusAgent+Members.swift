@@ -21,9 +21,11 @@ extension ConsensusAgent {
             close(connection, reason: "unexpected \(message.type) from member \(member.rawValue)")
             return
         }
-        if case .appendEntries(let frame) = message { currentAppend = (frame.prevPosition, frame.logBytes) }
-        defer { currentAppend = nil }
-        try step(.message(from: member, raft))
+        guard case .appendEntries(let frame) = message, case .appendEntries(let append) = raft.body else {
+            try step(.message(from: member, raft))
+            return
+        }
+        try stepAppend(append, term: raft.term, bytes: frame.logBytes, from: member)
     }
 
     /// Checks a peer's handshake; answers an inbound one with ours or with a refusal naming the difference.

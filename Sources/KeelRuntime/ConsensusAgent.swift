@@ -60,10 +60,9 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var nextSessionCounter: Int64 = 1
     var lastClusterTime: ClusterTime = .zero
 
-    // Follower state: the AppendEntries being stepped, and a frame split across two of them.
-    var currentAppend: (prevPosition: LogPosition, bytes: UnsafeRawBufferPointer)?
-    var partial: UnsafeMutableRawBufferPointer
-    var partialCount = 0
+    // Follower state: the AppendEntries being stepped, and the head of a frame split across two of them.
+    var currentAppend: IncomingAppend?
+    let carry: SplitFrameCarry
 
     var reportedPersisted: LogPosition
     var publishedCommit: LogPosition = .zero
@@ -118,7 +117,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         memberFrameBytes = AppendEntriesFrame.fixedBytes + Int(raft.appendBytesMax) + 4096
         clientFrameBytes = RequestFrame.fixedBytes + configuration.maxMessageBytes
         scratch = .allocate(byteCount: 4096, alignment: 16)
-        partial = .allocate(byteCount: logConfiguration.maxFrameBytes + 64, alignment: 64)
+        carry = SplitFrameCarry(maxFrameBytes: logConfiguration.maxFrameBytes)
         ingress = IngressBatch(capacityBytes: max(4 << 20, 2 * configuration.maxMessageBytes + 4096))
         lastClusterTime = Self.lastTimestamp(in: log)
         shared.appendedPosition.store(log.appendedPosition.rawValue, ordering: .releasing)
@@ -127,7 +126,6 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
 
     deinit {
         scratch.deallocate()
-        partial.deallocate()
     }
 
     static func lastTimestamp(in log: ReplicatedLog<S>) -> ClusterTime {
