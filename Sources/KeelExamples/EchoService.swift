@@ -3,7 +3,7 @@ import KeelService
 
 /// The simplest service: answers every message with the same bytes, and counts what it applied
 /// (so tests can compare replicas). Used by `keel node --service echo` and the benchmarks.
-public struct EchoService: ClusteredService {
+public struct EchoService: ClusteredService, StateDigestible {
     /// Messages applied so far.
     public private(set) var messagesApplied: Int64 = 0
     /// Sessions currently open.
@@ -14,7 +14,15 @@ public struct EchoService: ClusteredService {
 
     public init() {}
 
-    public mutating func onStart(cluster: Cluster) throws {}
+    public mutating func onStart(cluster: Cluster, snapshot: (any SnapshotReader)?) throws {
+        guard let snapshot else { return }
+        guard snapshot.serviceVersion == snapshotVersion else {
+            throw SnapshotFormatError.unsupportedVersion(found: snapshot.serviceVersion, supported: snapshotVersion)
+        }
+        messagesApplied = try snapshot.readInt64()
+        openSessions = Int(try snapshot.readInt64())
+        digest = try snapshot.readUInt64()
+    }
 
     public mutating func onSessionOpen(_ session: ClientSession, timestamp: ClusterTime) {
         openSessions += 1
@@ -29,5 +37,17 @@ public struct EchoService: ClusteredService {
 
     public mutating func onSessionClose(_ session: ClientSession, timestamp: ClusterTime, reason: CloseReason) {
         openSessions -= 1
+    }
+
+    public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
+        try writer.write(messagesApplied)
+        try writer.write(Int64(openSessions))
+        try writer.write(digest)
+    }
+
+    public func stateDigest() -> StateDigest {
+        var state = StateDigest()
+        state.add(messagesApplied, Int64(openSessions), Int64(bitPattern: digest))
+        return state
     }
 }

@@ -114,6 +114,9 @@ extension ConsensusAgent {
                 let reason = SessionCloseReason(rawValue: UInt16(truncatingIfNeeded: record.correlation)) ?? .clientClosed
                 let length = SessionClosedFrame.encode(into: scratch, sessionID: record.sessionID, timestamp: record.timestamp, reason: reason)
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+                // A close the client did not ask for (the service's, a timeout's): forget the session here too.
+                sessions.removeValue(forKey: record.sessionID)
+                connection.sessionIDs.removeAll { $0 == record.sessionID }
             case .padding:
                 break
             }

@@ -11,12 +11,14 @@ extension ConsensusAgent {
         guard !ingress.isEmpty else { return 0 }
         guard core.role == .leader else {
             ingress.removeAll()
+            timers.batchDropped()
             return 0
         }
         let start = log.appendedPosition
         let end = ingress.endPosition(appendedAt: start, segmentLengthBytes: log.configuration.segmentLengthBytes)
         try step(.propose(byteCount: end.bytes(since: start)))
         ingress.removeAll()  // written by the `.proposal` action, or refused
+        if log.appendedPosition == end { timers.batchAppended(endingAt: end) } else { timers.batchDropped() }
         return 1
     }
 

@@ -60,6 +60,13 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var nextSessionCounter: Int64 = 1
     var lastClusterTime: ClusterTime = .zero
 
+    // Replicated state learnt from the service agent (every member), acted on by the leader.
+    var timers = ConsensusTimers()
+    /// Set on becoming leader: scan the unapplied log for timer events before firing any.
+    var needsLeaderTimerScan = false
+    /// Sessions the service asked to close, not yet closed: id → whether this leader appended the close.
+    var serviceCloseRequests: [Int64: Bool] = [:]
+
     // Follower state: the AppendEntries being stepped, and the head of a frame split across two of them.
     var currentAppend: IncomingAppend?
     let carry: SplitFrameCarry
@@ -164,6 +171,8 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         self.nowNanos = nowNanos
         var work = try reapNetwork()
         work += try drainUndrainedClients()
+        work += drainServiceRequests()
+        work += fireDueTimers()
         work += try proposeIngress()
         work += try log.poll()
         work += reportPersisted()
@@ -258,8 +267,13 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             for connection in Array(connections.values) where connection.kind == .client { close(connection, reason: "leadership lost") }
             sessions.removeAll()
             ingress.removeAll()
+            timers.batchDropped()
         }
-        if role == .leader { nextSessionCounter = 1 }
+        if role == .leader {
+            nextSessionCounter = 1
+            needsLeaderTimerScan = true
+            for id in Array(serviceCloseRequests.keys) { serviceCloseRequests[id] = false }
+        }
     }
 
     /// Tells the core what the log made durable (durable mode) or wrote (replicated mode).

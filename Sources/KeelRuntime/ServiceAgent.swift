@@ -5,8 +5,10 @@ import KeelService
 /// The service agent (DESIGN.md decision 8): reads committed entries straight from the mapped log,
 /// in order, up to the commit position the consensus agent publishes (acquire), and calls the
 /// service. Its egress goes back over the SPSC `EgressQueue`; on a follower it is suppressed at the
-/// source (replicas run the same code; only the leader's replica answers clients).
-public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress {
+/// source (replicas run the same code; only the leader's replica answers clients). What the service
+/// changes in the replicated state kept by the runtime — timers, service-requested closes — goes to
+/// the consensus agent over the SPSC `ServiceRequestQueue`, in log order, on every member.
+public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress, ClusterControl {
     public let roleName = "service"
     /// The service (read it only from this agent's thread, or after the agent stopped).
     public private(set) var service: Service
@@ -15,11 +17,20 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     let reader: LogReader
     let shared: SharedNodeState
     let egress: EgressQueue
+    let requests: ServiceRequestQueue
     var sessions: [Int64: ClientSession] = [:]
+    /// The replicated timers as of the last entry applied.
+    public private(set) var timers = ReplicatedTimers()
+    /// Requests the queue had no room for, sent first next time (the agent applies nothing new
+    /// until they are out, so at most one entry's requests wait here).
+    var overflow: [ServiceRequest] = []
     /// Every entry below this position has been applied.
     public private(set) var appliedPosition: LogPosition
     var lastRole: ClusterRole?
-    var applying = false
+    /// Timer events applied that fired a timer (for counters and tests).
+    public private(set) var timersFired: Int64 = 0
+    /// A request the consensus agent should see soon was queued this cycle.
+    var wakeConsensus = false
 
     /// A service agent reading `reader` from `startPosition` (the log start, without snapshots).
     public init(service: Service, memberID: MemberID, reader: LogReader, shared: SharedNodeState, egress: EgressQueue, startPosition: LogPosition = .zero) {
@@ -28,11 +39,14 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         self.reader = reader
         self.shared = shared
         self.egress = egress
+        self.requests = shared.serviceRequests
         self.appliedPosition = startPosition
+        overflow.reserveCapacity(64)
     }
 
     public func onStart() throws {
-        try service.onStart(cluster: cluster)
+        cluster.control = self
+        try service.onStart(cluster: cluster, snapshot: nil)
     }
 
     public func doWork(nowNanos: Int64) throws -> Int {
@@ -44,16 +58,22 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             service.onRoleChange(role)
             work += 1
         }
+        guard flushOverflow() else { return work }
         let commit = LogPosition(shared.commitPosition.load(ordering: .acquiring))
         guard commit > appliedPosition else { return work }
         var applied: Int64 = 0
         appliedPosition = reader.forEachFrame(from: appliedPosition, limit: commit) { frame in
             apply(frame)
             applied += 1
-            return true
+            return overflow.isEmpty
         }
+        send(.applied(upTo: appliedPosition))
         shared.appliedPosition.store(appliedPosition.rawValue, ordering: .releasing)
-        if !egress.isEmpty { shared.wakeConsensus() }
+        // The applied position alone can wait for the consensus agent's next cycle.
+        if wakeConsensus || !egress.isEmpty {
+            wakeConsensus = false
+            shared.wakeConsensus()
+        }
         return work + Int(applied)
     }
 
@@ -64,6 +84,8 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     private func apply(_ frame: LogFrameView) {
         cluster.time = frame.timestamp
         cluster.logPosition = frame.endPosition
+        cluster.isApplyingEntry = true
+        defer { cluster.isApplyingEntry = false }
         switch frame.type {
         case .sessionOpen:
             let session = ClientSession(id: frame.sessionID, egress: self)
@@ -81,12 +103,26 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         case .sessionClose:
             guard let session = sessions.removeValue(forKey: frame.sessionID) else { return }
             session.isOpen = false
+            send(.sessionClosed(sessionId: frame.sessionID))
             let reason = CloseReason(rawValue: UInt16(truncatingIfNeeded: frame.correlationID)) ?? .clientClosed
             service.onSessionClose(session, timestamp: frame.timestamp, reason: reason)
             emit(.sessionClosed, sessionID: frame.sessionID, correlation: Int64(reason.rawValue), timestamp: frame.timestamp)
-        case .padding, .timerEvent, .newLeadershipTerm, .snapshotMarker, .membershipChange:
+        case .timerEvent:
+            applyTimerEvent(frame)
+        case .padding, .newLeadershipTerm, .snapshotMarker, .membershipChange:
             break
         }
+    }
+
+    /// Fires the timer if the event names its current scheduling and its deadline has come
+    /// (`ReplicatedTimers.fire`); a stale or duplicate event changes nothing.
+    private func applyTimerEvent(_ frame: LogFrameView) {
+        guard let event = TimerEventPayload.decode(frame.payload) else { return }
+        let id = frame.correlationID
+        guard timers.fire(correlationId: id, sequence: event.sequence, at: frame.timestamp) else { return }
+        timersFired += 1
+        send(.timerFired(correlationId: id, sequence: event.sequence))
+        service.onTimerEvent(correlationId: id, timestamp: frame.timestamp)
     }
 
     private func emit(_ kind: EgressKind, sessionID: Int64, correlation: Int64, timestamp: ClusterTime) {
@@ -94,10 +130,52 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         _ = egress.offer(kind: kind, sessionID: sessionID, correlation: correlation, timestamp: timestamp, payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
-    /// `SessionEgress`: queues a response for the consensus agent; suppressed on followers.
+    /// Queues a request for the consensus agent, keeping order behind any that wait in `overflow`.
+    private func send(_ request: ServiceRequest) {
+        if case .applied = request {} else { wakeConsensus = true }
+        if overflow.isEmpty && requests.offer(request) { return }
+        overflow.append(request)
+    }
+
+    /// True once every waiting request is in the queue.
+    private func flushOverflow() -> Bool {
+        guard !overflow.isEmpty else { return true }
+        var sent = 0
+        while sent < overflow.count && requests.offer(overflow[sent]) { sent += 1 }
+        overflow.removeFirst(sent)
+        shared.wakeConsensus()
+        return overflow.isEmpty
+    }
+
+    // MARK: SessionEgress
+
+    /// Queues a response for the consensus agent; suppressed on followers.
     public func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult {
         guard shared.currentRole == .leader else { return .accepted }
         guard message.count <= egress.maxPayloadBytes else { return .tooLarge }
         return egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) ? .accepted : .backPressured
+    }
+
+    // MARK: ClusterControl
+
+    package func scheduleTimer(correlationId: Int64, deadline: ClusterTime) {
+        let sequence = timers.schedule(correlationId: correlationId, deadline: deadline)
+        send(.scheduleTimer(correlationId: correlationId, deadline: deadline, sequence: sequence))
+    }
+
+    package func cancelTimer(correlationId: Int64) -> Bool {
+        guard timers.cancel(correlationId: correlationId) else { return false }
+        send(.cancelTimer(correlationId: correlationId))
+        return true
+    }
+
+    package func session(id: Int64) -> ClientSession? {
+        sessions[id]
+    }
+
+    package func closeSession(id: Int64) -> Bool {
+        guard sessions[id] != nil else { return false }
+        send(.closeSession(sessionId: id))
+        return true
     }
 }

@@ -20,6 +20,8 @@ public final class SharedNodeState: Sendable {
     public let appendedPosition = Atomic<Int64>(0)
     /// Messages the service applied (for tests and counters).
     public let messagesApplied = Atomic<Int64>(0)
+    /// What the service agent tells the consensus agent (timers, service closes, applied position).
+    public let serviceRequests = ServiceRequestQueue()
     /// Wakes the service agent (its idle strategy may be waiting in the kernel).
     public let wakeService: @Sendable () -> Void
     /// Wakes the consensus agent (egress was queued).

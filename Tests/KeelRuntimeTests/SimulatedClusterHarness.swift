@@ -5,18 +5,18 @@ import KeelService
 import KeelSimulation
 import KeelWire
 
-/// Three members (consensus + service agents, echo service) on simulated disks, network and clock,
-/// all driven from the test's thread one millisecond of virtual time per round.
-final class SimulatedClusterHarness {
+/// Three members (consensus + service agents, echo service by default) on simulated disks, network
+/// and clock, all driven from the test's thread one millisecond of virtual time per round.
+final class SimulatedClusterHarness<Service: ClusteredService> {
     final class Member {
         let disk: SimulatedDisk
         var transport: SimulatedTransport
         var consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>
-        var service: ServiceAgent<EchoService>
+        var service: ServiceAgent<Service>
         var shared: SharedNodeState
         var isUp = true
 
-        init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>, service: ServiceAgent<EchoService>, shared: SharedNodeState) {
+        init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>, service: ServiceAgent<Service>, shared: SharedNodeState) {
             self.disk = disk
             self.transport = transport
             self.consensus = consensus
@@ -32,8 +32,10 @@ final class SimulatedClusterHarness {
     let endpoints: [MemberEndpoint]
     var members: [Member] = []
     var events: [String] = []
+    let makeService: (Int) -> Service
 
-    init(seed: UInt64, durability: DurabilityMode = .durable) throws {
+    init(seed: UInt64, durability: DurabilityMode = .durable, makeService: @escaping (Int) -> Service) throws {
+        self.makeService = makeService
         self.seed = seed
         self.durability = durability
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: .none)
@@ -59,7 +61,7 @@ final class SimulatedClusterHarness {
             configuration: try configuration(index, durability: durability), storage: SimulatedStorage(disk: disk), transport: transport,
             clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: 1, seed: seed &* 31 &+ UInt64(index))
         consensus.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] m\(index) \($0)") }
-        let service = ServiceAgent(service: EchoService(), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
+        let service = ServiceAgent(service: makeService(index), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
         try consensus.onStart()
         try service.onStart()
         return Member(disk: disk, transport: transport, consensus: consensus, service: service, shared: shared)
@@ -98,6 +100,12 @@ final class SimulatedClusterHarness {
     func restart(_ index: Int) throws {
         precondition(!members[index].isUp, "crash the member before restarting it")
         members[index] = try makeMember(index, disk: members[index].disk, durability: durability, seed: seed &+ 1_000)
+    }
+}
+
+extension SimulatedClusterHarness where Service == EchoService {
+    convenience init(seed: UInt64, durability: DurabilityMode = .durable) throws {
+        try self.init(seed: seed, durability: durability) { _ in EchoService() }
     }
 }
 

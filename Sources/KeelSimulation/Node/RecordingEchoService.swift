@@ -37,7 +37,7 @@ public struct RecordingEchoService: ClusteredService {
 
     public init(recorder: ApplyRecorder) { self.recorder = recorder }
 
-    public mutating func onStart(cluster: Cluster) throws { self.cluster = cluster }
+    public mutating func onStart(cluster: Cluster, snapshot: (any SnapshotReader)?) throws { self.cluster = cluster }
 
     public mutating func onSessionOpen(_ session: ClientSession, timestamp: ClusterTime) {}
 
@@ -52,4 +52,8 @@ public struct RecordingEchoService: ClusteredService {
     }
 
     public mutating func onSessionClose(_ session: ClientSession, timestamp: ClusterTime, reason: CloseReason) {}
+
+    public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
+        throw SnapshotFormatError("the recording echo service keeps its record outside the replicated state and takes no snapshots")
+    }
 }
