@@ -2,18 +2,20 @@ import ArgumentParser
 import Glibc
 import KeelClient
 import KeelCore
+import KeelExamples
 import KeelIO
 
-/// `keel demo` (issue 6 §4): a local 3-member cluster of separate processes, a client sending
-/// through it, the leader killed, the new leader taking over and the client carrying on — every
-/// step printed with terms and positions from the nodes' counters files. Cleans up its processes
+/// `keel demo` (issue 6 §4, issue 8 §5): a local 3-member cluster of separate processes running the
+/// key-value store, a client writing keys through it, the leader killed, the new leader taking over
+/// and the client carrying on, then every key read back intact — every step printed with terms and
+/// positions from the nodes' counters files. Cleans up its processes
 /// and files on every exit path, SIGINT and SIGTERM included.
 struct DemoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a local 3-node cluster, kill its leader under load, and watch it fail over.")
+        abstract: "Run a local 3-node key-value cluster, kill its leader under load, watch it fail over, read the data back.")
 
-    @Option(help: "Messages to send before and after killing the leader.")
+    @Option(help: "Keys to write before and after killing the leader.")
     var messages: Int = 2000
 
     @Option(help: "Durability mode of the nodes: durable or replicated.")
@@ -73,34 +75,38 @@ struct DemoRun {
         print("  session \(client.sessionID) opened with leader \(client.leaderMemberID.map { "\($0.rawValue)" } ?? "?") in term \(client.leaderTerm.rawValue) after \(millis(since: connectStart)) ms")
         printCounters()
 
-        step("sending \(messages) messages")
-        try echo(client, 0..<messages)
+        step("writing \(messages) keys (put key-N = value-N)")
+        try put(client, 0..<messages)
         printCounters()
 
         guard let leader = client.leaderMemberID, let victim = nodes.first(where: { $0.id == leader.rawValue }) else {
             throw DemoError("the client does not know its leader")
         }
-        step("killing the leader, node \(victim.id) (kill -9), with \(messages) more messages under way")
+        step("killing the leader, node \(victim.id) (kill -9), with \(messages) more puts under way")
         let sessionsBefore = client.sessionsOpened
         var killedAt: Int64 = 0
         var failoverMillis: Int64?
-        try echo(client, messages..<(2 * messages)) { answered in
+        try put(client, messages..<(2 * messages)) { answered in
             if killedAt == 0 && answered >= messages + messages / 4 {
                 victim.signalAndReap(SIGKILL, timeoutNanos: 5_000_000_000)
                 killedAt = clock.monotonicNanos()
-                print("  node \(victim.id) killed after \(answered) echoes")
+                print("  node \(victim.id) killed after \(answered) puts were acknowledged")
             }
             if killedAt != 0 && failoverMillis == nil && client.sessionsOpened > sessionsBefore {
                 failoverMillis = millis(since: killedAt)
                 print("  new leader: node \(client.leaderMemberID?.rawValue ?? -1), term \(client.leaderTerm.rawValue), session \(client.sessionID), \(failoverMillis!) ms after the kill; \(client.requestsResent) unacknowledged requests re-sent")
             }
         }
-        print("  all \(2 * messages) echoes arrived, in order")
+        print("  all \(2 * messages) puts acknowledged, in order")
         printCounters()
+
+        step("reading every key back from the new leader")
+        try get(client, 0..<(2 * messages))
+        print("  all \(2 * messages) keys hold their values: nothing acknowledged was lost in the failover")
 
         step("restarting node \(victim.id) on its directory")
         try victim.start(executable: executable, memberList: memberList, sync: sync)
-        try echo(client, (2 * messages)..<(2 * messages + 100))
+        try put(client, (2 * messages)..<(2 * messages + 100))
         let leaderNode = nodes.first { $0.id == client.leaderMemberID?.rawValue }
         let deadline = clock.monotonicNanos() + 20_000_000_000
         while clock.monotonicNanos() < deadline {
@@ -109,23 +115,42 @@ struct DemoRun {
             usleep(50_000)
         }
         printCounters()
-        step("done: the cluster lost its leader and the client carried on")
+        step("done: the cluster lost its leader, the client carried on, and the data is intact")
     }
 
-    /// Offers `range` pipelined and polls until every echo is back, checking order and contents.
-    func echo(_ client: ClusterClient<SystemClock>, _ range: Range<Int>, during: (Int) -> Void = { _ in }) throws(DemoError) {
+    /// Puts key-N = value-N for N in `range`, pipelined; every answer must be `ok`.
+    func put(_ client: ClusterClient<SystemClock>, _ range: Range<Int>, during: (Int) -> Void = { _ in }) throws(DemoError) {
+        try pipeline(client, range, during: during) { KeyValueRequest.put(key: Array("key-\($0)".utf8), value: Array("value-\($0)".utf8)).encoded() } check: { index, response in
+            response.status == .ok ? nil : "put key-\(index) answered \(response.status)"
+        }
+    }
+
+    /// Gets key-N for N in `range`; each must hold value-N.
+    func get(_ client: ClusterClient<SystemClock>, _ range: Range<Int>) throws(DemoError) {
+        try pipeline(client, range) { KeyValueRequest.get(key: Array("key-\($0)".utf8)).encoded() } check: { index, response in
+            let value = String(decoding: response.value, as: UTF8.self)
+            return response.status == .ok && value == "value-\(index)" ? nil : "key-\(index) holds \(response.status) '\(value)', not value-\(index)"
+        }
+    }
+
+    /// Offers the requests for `range` pipelined (a bounded window, so a kill lands mid-stream) and
+    /// polls until every answer is back, in order, each passing `check`.
+    func pipeline(
+        _ client: ClusterClient<SystemClock>, _ range: Range<Int>, during: (Int) -> Void = { _ in }, request: (Int) -> [UInt8],
+        check: (Int, KeyValueResponse) -> String?
+    ) throws(DemoError) {
         var offered = range.lowerBound, answered = range.lowerBound
         let deadline = clock.monotonicNanos() + 120_000_000_000
         while answered < range.upperBound {
             if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
-            if clock.monotonicNanos() > deadline { throw DemoError("only \(answered - range.lowerBound) of \(range.count) echoes within 120 s") }
-            // A bounded window keeps the load steady, so the kill lands mid-stream.
-            while offered < range.upperBound && offered - answered < 32, case .accepted = client.offer(Array("message \(offered)".utf8)) { offered += 1 }
+            if clock.monotonicNanos() > deadline { throw DemoError("only \(answered - range.lowerBound) of \(range.count) answers within 120 s") }
+            while offered < range.upperBound && offered - answered < 32, case .accepted = client.offer(request(offered)) { offered += 1 }
             var mismatch: String?
             do {
                 try client.poll(waitingUpToNanos: 2_000_000) { response in
-                    let text = String(decoding: response.payload, as: UTF8.self)
-                    if text != "message \(answered)" { mismatch = "expected message \(answered), got \(text)" }
+                    if mismatch == nil {
+                        do { mismatch = check(answered, try KeyValueResponse.decode(Array(response.payload))) } catch { mismatch = "answer \(answered): \(error)" }
+                    }
                     answered += 1
                 }
             } catch {

@@ -33,7 +33,7 @@ final class DemoNode {
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let arguments = [executable, "node", "--cluster-id", "keel-demo", "--id", "\(id)", "--members", memberList,
-                         "--dir", directory, "--service", "echo", "--sync", sync]
+                         "--dir", directory, "--service", "kv", "--sync", sync]
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
         var child: pid_t = 0

@@ -4,6 +4,7 @@ import KeelExamples
 import KeelIO
 import KeelNode
 import KeelRuntime
+import KeelService
 
 /// `keel node`: runs one member of a cluster until SIGTERM/SIGINT (then exits 0).
 struct NodeCommand: ParsableCommand {
@@ -23,7 +24,7 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("dir"), help: "The node's directory (log, hard state, counters).")
     var directory: String
 
-    @Option(name: .customLong("service"), help: "The service to run: echo.")
+    @Option(name: .customLong("service"), help: "The service to run: echo, kv (key-value store) or bank.")
     var service: String = "echo"
 
     @Option(name: .customLong("sync"), help: "durable (acknowledge what fdatasync covers) or replicated.")
@@ -40,7 +41,9 @@ struct NodeCommand: ParsableCommand {
             guard let durability = DurabilityMode(rawValue: sync) else {
                 throw ConfigurationError("--sync must be durable or replicated, not '\(sync)'")
             }
-            guard service == "echo" else { throw ConfigurationError("unknown service '\(service)' (available: echo)") }
+            guard ["echo", "kv", "bank"].contains(service) else {
+                throw ConfigurationError("unknown service '\(service)' (available: echo, kv, bank)")
+            }
             let endpoints = try MemberEndpoint.parseList(members)
             var configuration = try ClusterConfiguration(
                 clusterName: clusterID, members: endpoints, selfID: MemberID(memberID), durability: durability)
@@ -52,10 +55,11 @@ struct NodeCommand: ParsableCommand {
                 }
                 configuration.memberRoutes[MemberID(id)] = (String(address[0]), port)
             }
-            let node = try ClusterNode(
-                configuration: configuration, directory: directory, service: EchoService(), threading: sharedThread ? .shared : .separate)
-            printToStandardError("keel node \(memberID): io_uring available; cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
-            try node.runUntilTerminated()
+            switch service {
+            case "kv": try run(KeyValueService(), configuration)
+            case "bank": try run(BankService(), configuration)
+            default: try run(EchoService(), configuration)
+            }
         } catch let error as ConfigurationError {
             printToStandardError("keel node: \(error.message)")
             throw ExitCode(2)
@@ -65,5 +69,12 @@ struct NodeCommand: ParsableCommand {
             printToStandardError("keel node: \(error)")
             throw ExitCode(1)
         }
+    }
+
+    private func run<Service: ClusteredService & SendableMetatype>(_ instance: Service, _ configuration: ClusterConfiguration) throws {
+        let node = try ClusterNode(
+            configuration: configuration, directory: directory, service: instance, threading: sharedThread ? .shared : .separate)
+        printToStandardError("keel node \(memberID): io_uring available; service \(service); cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
+        try node.runUntilTerminated()
     }
 }

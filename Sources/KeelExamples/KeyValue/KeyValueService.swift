@@ -1,0 +1,82 @@
+import KeelCore
+import KeelService
+
+/// A replicated key-value store (issue 8 §5): put, get, delete and compare-and-set, each answered
+/// with a `KeyValueResponse`. Malformed request bytes get a `.malformed` response naming the
+/// problem and change nothing. `keel node --service kv` hosts it; `keel demo` drives it.
+public struct KeyValueService: ClusteredService, StateDigestible {
+    /// The data (iterated only for snapshots and digests, where order does not matter).
+    public private(set) var entries: [[UInt8]: [UInt8]] = [:]
+    /// Requests applied, malformed ones included.
+    public private(set) var requestsApplied: Int64 = 0
+
+    public init() {}
+
+    public mutating func onStart(cluster: Cluster, snapshot: (any SnapshotReader)?) throws {
+        guard let snapshot else { return }
+        guard snapshot.serviceVersion == snapshotVersion else {
+            throw SnapshotFormatError.unsupportedVersion(found: snapshot.serviceVersion, supported: snapshotVersion)
+        }
+        requestsApplied = try snapshot.readInt64()
+        let count = try snapshot.readInt64()
+        guard count >= 0 else { throw SnapshotFormatError("key-value snapshot with \(count) entries") }
+        for _ in 0..<count {
+            let key = try snapshot.readLengthPrefixed(maxBytes: KeyValueRequest.keyBytesMax)
+            entries[key] = try snapshot.readLengthPrefixed(maxBytes: Int(UInt32.max))
+        }
+    }
+
+    public mutating func onSessionOpen(_ session: ClientSession, timestamp: ClusterTime) {}
+    public mutating func onSessionClose(_ session: ClientSession, timestamp: ClusterTime, reason: CloseReason) {}
+
+    public mutating func onSessionMessage(_ session: ClientSession, timestamp: ClusterTime, message: UnsafeRawBufferPointer) {
+        requestsApplied += 1
+        let response: KeyValueResponse
+        do {
+            response = apply(try KeyValueRequest.decode(message))
+        } catch {
+            response = KeyValueResponse(status: .malformed, value: Array(error.description.utf8))
+        }
+        session.offer(response.encoded())
+    }
+
+    /// Applies one decoded request.
+    public mutating func apply(_ request: KeyValueRequest) -> KeyValueResponse {
+        switch request {
+        case .put(let key, let value):
+            entries[key] = value
+            return KeyValueResponse(status: .ok)
+        case .get(let key):
+            guard let value = entries[key] else { return KeyValueResponse(status: .notFound) }
+            return KeyValueResponse(status: .ok, value: value)
+        case .delete(let key):
+            return KeyValueResponse(status: entries.removeValue(forKey: key) == nil ? .notFound : .ok)
+        case .compareAndSet(let key, let expected, let new):
+            let current = entries[key]
+            guard current == expected else { return KeyValueResponse(status: .mismatch, value: current ?? []) }
+            entries[key] = new
+            return KeyValueResponse(status: .ok)
+        }
+    }
+
+    public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
+        try writer.write(requestsApplied)
+        try writer.write(Int64(entries.count))
+        for (key, value) in entries {
+            try key.withUnsafeBytes { try writer.writeLengthPrefixed($0) }
+            try value.withUnsafeBytes { try writer.writeLengthPrefixed($0) }
+        }
+    }
+
+    public func stateDigest() -> StateDigest {
+        var digest = StateDigest()
+        digest.add(-1, requestsApplied)
+        for (key, value) in entries {
+            var entry = StateDigest.Entry()
+            entry.combine(bytes: key)
+            entry.combine(bytes: value)
+            digest.add(entry)
+        }
+        return digest
+    }
+}
