@@ -41,6 +41,10 @@ public final class WholeNodeCluster {
     public private(set) var events: [String] = []
     /// Called on every apply of every member: (member index, entry).
     var onApply: ((Int, ApplyRecorder.Applied) -> Void)?
+    /// Called with a member's service-state digest at a position.
+    var onDigest: ((Int, LogPosition, StateDigest) -> Void)?
+    /// Called when a member's service reports a problem (a timer fired early, twice, …).
+    var onProblem: ((Int, String) -> Void)?
 
     public init(seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel) throws {
         self.seed = seed
@@ -72,6 +76,8 @@ public final class WholeNodeCluster {
         consensus.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
         let recorder = ApplyRecorder()
         recorder.onApply = { [unowned self] in self.onApply?(index, $0) }
+        recorder.onDigest = { [unowned self] in self.onDigest?(index, $0, $1) }
+        recorder.onProblem = { [unowned self] in self.onProblem?(index, $0) }
         let service = ServiceAgent(service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
         try consensus.onStart()
         try service.onStart()
@@ -91,6 +97,11 @@ public final class WholeNodeCluster {
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
         }
         client?.poll()
+    }
+
+    /// Every member's service and runtime hold no pending timer (all scheduled ones fired or were cancelled).
+    var timersSettled: Bool {
+        members.allSatisfy { $0.service.service.expectedTimers.isEmpty && $0.service.timers.count == 0 }
     }
 
     /// Members up and leading.

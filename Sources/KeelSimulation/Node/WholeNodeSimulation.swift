@@ -10,6 +10,10 @@ import KeelRuntime
 /// - every request the client saw acknowledged was held by a majority when acknowledged, and is
 ///   applied on every replica at the end, after every crash (durable: any crashes and power losses;
 ///   replicated: crashes, and power losses while a majority stays caught up);
+/// - the services' order-independent state digests agree at every position where two replicas took
+///   one; timers fire exactly once each, in log order, never early, never after a cancel — across
+///   leader changes, crashes and restarts — and every scheduled timer has fired or been cancelled
+///   at the end;
 /// - liveness: within a bound of virtual time after healing, all requests are acknowledged and the
 ///   replicas converge.
 public enum WholeNodeSimulation {
@@ -60,6 +64,11 @@ struct WholeNodeRun {
         let checks = checks
         let client = client
         cluster.onApply = { checks.applied(member: $0, entry: $1) }
+        let digests = ServiceDigestCheck()
+        cluster.onDigest = { member, position, digest in
+            if let problem = digests.record(member: member, position: position, digest: digest) { checks.fail(problem) }
+        }
+        cluster.onProblem = { checks.fail("m\($0) service: \($1)") }
         client.onAcknowledged = { checks.acknowledged(key: $0) }
         client.spreadNanos = options.faultPhaseNanos * 3 / 4
         client.start(at: Int(random.integer(in: 0...2)))
@@ -164,7 +173,7 @@ struct WholeNodeRun {
         while nowNanos < deadline && checks.violation == nil {
             try cluster.round(client: client)
             checks.afterRound()
-            if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() {
+            if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() && cluster.timersSettled {
                 converged = true
                 break
             }
@@ -177,7 +186,7 @@ struct WholeNodeRun {
                 return
             }
             let state = cluster.members.enumerated().map { index, member in
-                "m\(index) \(member.consensus.role) term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count)"
+                "m\(index) \(member.consensus.role) term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
             }
             checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
             return
