@@ -15,6 +15,24 @@ public struct IOToken: Hashable, Sendable, CustomStringConvertible {
     public var description: String { "token(\(rawValue))" }
 }
 
+/// One piece of a gather write: `count` bytes at `base`. Laid out exactly as POSIX `struct iovec`
+/// (a pointer, then a size), so a buffer of them can be handed to `pwritev` as it is.
+public struct IOVector {
+    /// The first byte.
+    public var base: UnsafeRawPointer?
+    /// How many bytes.
+    public var count: Int
+
+    @inlinable
+    public init(base: UnsafeRawPointer?, count: Int) {
+        self.base = base
+        self.count = count
+    }
+
+    /// The most pieces one gather write takes (Linux's IOV_MAX).
+    public static var maximumPieces: Int { 1024 }
+}
+
 /// What kind of operation a completion or an error belongs to.
 public enum IOOperation: UInt8, Sendable, CustomStringConvertible {
     case open, close, preallocate, write, read, datasync, zeroRange, delete, rename, list, syncDirectory

@@ -56,6 +56,10 @@ public protocol Storage: AnyObject {
     func read(_ file: FileID, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(IOError) -> Int
     /// Writes all of `bytes` at `offset` on the calling thread (a plain `pwrite`), growing the file if needed.
     func write(_ file: FileID, at offset: Int64, _ bytes: UnsafeRawBufferPointer) throws(IOError)
+    /// Writes `pieces` one after another from `offset` on the calling thread, as one gather write
+    /// where the system has one (`pwritev`), growing the file if needed. At most
+    /// `IOVector.maximumPieces` pieces per call.
+    func write(_ file: FileID, at offset: Int64, gathering pieces: UnsafeBufferPointer<IOVector>) throws(IOError)
     /// Sets `bytes` bytes at `offset` to zero without changing the file's length or allocation.
     func zeroRange(_ file: FileID, at offset: Int64, bytes: Int64) throws(IOError)
     /// Makes every byte written to the file so far durable, on the calling thread.
@@ -77,6 +81,17 @@ public protocol Storage: AnyObject {
 }
 
 extension Storage {
+    /// One `write` per piece (for storages without a gather write; the bytes and the durability
+    /// contract are the same, a crash may only tear between pieces as well as inside them).
+    public func write(_ file: FileID, at offset: Int64, gathering pieces: UnsafeBufferPointer<IOVector>) throws(IOError) {
+        precondition(pieces.count <= IOVector.maximumPieces, "at most \(IOVector.maximumPieces) pieces per gather write")
+        var position = offset
+        for piece in pieces where piece.count > 0 {
+            try write(file, at: position, UnsafeRawBufferPointer(start: piece.base, count: piece.count))
+            position += Int64(piece.count)
+        }
+    }
+
     /// Writes a whole buffer synchronously (convenience for arrays and tests).
     public func write(_ file: FileID, at offset: Int64, bytes: [UInt8]) throws(IOError) {
         let result: Result<Void, IOError> = bytes.withUnsafeBytes { buffer in

@@ -150,6 +150,31 @@ public final class IOUringStorage: Storage {
         }
     }
 
+    public func write(_ file: FileID, at offset: Int64, gathering pieces: UnsafeBufferPointer<IOVector>) throws(IOError) {
+        precondition(pieces.count <= IOVector.maximumPieces, "at most \(IOVector.maximumPieces) pieces per gather write")
+        guard let first = pieces.baseAddress else { return }
+        var total = 0
+        for piece in pieces { total += piece.count }
+        // Safe because: IOVector has iovec's layout (checked below), and pwritev only reads the pieces.
+        precondition(MemoryLayout<IOVector>.size == MemoryLayout<iovec>.size && MemoryLayout<IOVector>.stride == MemoryLayout<iovec>.stride)
+        let written = try retryingOnInterrupt(.write, subject: subject(file)) {
+            UnsafeRawPointer(first).withMemoryRebound(to: iovec.self, capacity: pieces.count) { vectors in
+                pwritev(file.rawValue, vectors, Int32(pieces.count), off_t(offset))
+            }
+        }
+        guard written < total else { return }
+        // A short write (rare: a signal, or the disk filling): write the rest piece by piece.
+        var skip = written
+        var position = offset + Int64(written)
+        for piece in pieces {
+            if skip >= piece.count { skip -= piece.count; continue }
+            let rest = UnsafeRawBufferPointer(start: piece.base! + skip, count: piece.count - skip)
+            try write(file, at: position, rest)
+            position += Int64(rest.count)
+            skip = 0
+        }
+    }
+
     public func datasync(_ file: FileID) throws(IOError) {
         _ = try retryingOnInterrupt(.datasync, subject: subject(file)) { fdatasync(file.rawValue) }
     }

@@ -83,6 +83,29 @@ enum FrameCodec {
         entry: LogEntryHeader, durablePosition: LogPosition
     ) -> Int {
         if occupied > length { (destination + length).initializeMemory(as: UInt8.self, repeating: 0, count: occupied - length) }
+        storeHeaderFields(destination, length: length, term: term, entry: entry, durablePosition: durablePosition)
+        let crc = checksum(UnsafeRawPointer(destination), length: length)
+        destination.storeBytes(of: crc.littleEndian, toByteOffset: FrameField.crc, as: UInt32.self)
+        return occupied
+    }
+
+    /// Writes the 64-byte header of a frame whose payload stays elsewhere (a gather write sends
+    /// header and payload from their own buffers); the CRC covers the header and `payload`.
+    @inline(__always)
+    static func encodeHeader(
+        into destination: UnsafeMutableRawPointer, term: Term, entry: LogEntryHeader,
+        durablePosition: LogPosition, payload: UnsafeRawBufferPointer
+    ) {
+        storeHeaderFields(destination, length: LogFormat.frameHeaderBytes + payload.count, term: term, entry: entry, durablePosition: durablePosition)
+        let header = checksum(UnsafeRawPointer(destination), length: LogFormat.frameHeaderBytes)
+        let crc = CRC32C.checksum(payload, continuing: header)
+        destination.storeBytes(of: crc.littleEndian, toByteOffset: FrameField.crc, as: UInt32.self)
+    }
+
+    @inline(__always)
+    private static func storeHeaderFields(
+        _ destination: UnsafeMutableRawPointer, length: Int, term: Term, entry: LogEntryHeader, durablePosition: LogPosition
+    ) {
         destination.storeBytes(of: UInt32(length).littleEndian, toByteOffset: FrameField.length, as: UInt32.self)
         destination.storeBytes(of: LogFormat.version, toByteOffset: FrameField.version, as: UInt8.self)
         destination.storeBytes(of: entry.flags, toByteOffset: FrameField.flags, as: UInt8.self)
@@ -94,9 +117,6 @@ enum FrameCodec {
         destination.storeBytes(of: entry.timestamp.rawValue.littleEndian, toByteOffset: FrameField.timestamp, as: Int64.self)
         destination.storeBytes(of: durablePosition.rawValue.littleEndian, toByteOffset: FrameField.durablePosition, as: Int64.self)
         destination.storeBytes(of: UInt64(0), toByteOffset: FrameField.reserved64, as: UInt64.self)
-        let crc = checksum(UnsafeRawPointer(destination), length: length)
-        destination.storeBytes(of: crc.littleEndian, toByteOffset: FrameField.crc, as: UInt32.self)
-        return occupied
     }
 
     /// Writes a padding frame of `bytes` (≥ 32, aligned) at `destination`; only its first 32 bytes

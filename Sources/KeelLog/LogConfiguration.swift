@@ -10,7 +10,8 @@ import KeelCore
 public enum LogAppendMethod: String, Sendable, CaseIterable {
     /// Copy into a writable shared mapping of the preallocated segment: no syscall per append.
     case mappedCopy
-    /// Encode into a staging buffer and `pwrite` it (`Storage.write`) once per batch (the default).
+    /// Encode headers (and small payloads) into a staging buffer and write the batch with one
+    /// `pwrite` / `pwritev` (`Storage.write`), large payloads straight from the caller (the default).
     case pwrite
 }
 
@@ -28,13 +29,17 @@ public struct LogConfiguration: Sendable {
     public var appendMethod: LogAppendMethod
     /// Bytes of the staging buffer the `pwrite` method encodes a batch into (one write per fill).
     public var stagingBufferBytes: Int
+    /// With the `pwrite` method, payloads of at least this many bytes are not copied: the batch's
+    /// gather write (`pwritev`) sends them from the caller's buffer; smaller ones are copied into
+    /// the staging buffer with their header (for them a copy costs less than a piece of a gather).
+    public var gatherPayloadMinimumBytes: Int
     /// Create (and pre-fault) the next segment once the active one is this full (0…1).
     public var nextSegmentThreshold: Double
 
     public init(
         clusterID: UInt64, segmentLengthBytes: Int64 = 64 << 20, maxPayloadBytes: Int = 1 << 20,
         durability: DurabilityMode = .durable, appendMethod: LogAppendMethod = .pwrite,
-        stagingBufferBytes: Int = 4 << 20, nextSegmentThreshold: Double = 0.5
+        stagingBufferBytes: Int = 4 << 20, gatherPayloadMinimumBytes: Int = 512, nextSegmentThreshold: Double = 0.5
     ) {
         self.clusterID = clusterID
         self.segmentLengthBytes = segmentLengthBytes
@@ -42,6 +47,7 @@ public struct LogConfiguration: Sendable {
         self.durability = durability
         self.appendMethod = appendMethod
         self.stagingBufferBytes = stagingBufferBytes
+        self.gatherPayloadMinimumBytes = gatherPayloadMinimumBytes
         self.nextSegmentThreshold = nextSegmentThreshold
     }
 
@@ -54,6 +60,9 @@ public struct LogConfiguration: Sendable {
         }
         guard maxPayloadBytes >= 0, Int64(maxFrameBytes) <= segmentLengthBytes / 2 else {
             throw .badConfiguration("maxPayloadBytes \(maxPayloadBytes) must leave a frame at most half a segment")
+        }
+        guard gatherPayloadMinimumBytes >= 1 else {
+            throw .badConfiguration("gatherPayloadMinimumBytes \(gatherPayloadMinimumBytes) must be at least 1")
         }
         guard appendMethod == .mappedCopy || stagingBufferBytes >= maxFrameBytes else {
             throw .badConfiguration("stagingBufferBytes \(stagingBufferBytes) must hold the largest frame (\(maxFrameBytes))")

@@ -63,11 +63,18 @@ public final class ReplicatedLog<S: Storage> {
     var batchOpen = false
     var cursor: LogPosition
     var batchDurablePosition: LogPosition
-    // The pwrite method's staging buffer: `stagedBytes` bytes for positions from `stagingPosition`.
+    // The pwrite method's pending bytes: `pieces[0..<pieceCount]`, `pendingBytes` in all, for
+    // positions from `stagingPosition`. Headers and small frames are encoded into `staging`
+    // (`stagedBytes` used); large payloads stay in the caller's buffer until the gather write.
     let staging: UnsafeMutableRawPointer
     let stagingCapacity: Int
     var stagingPosition: LogPosition
     var stagedBytes = 0
+    let pieces: UnsafeMutablePointer<IOVector>
+    var pieceCount = 0
+    var pendingBytes = 0
+    /// Zero bytes for the alignment after a gathered payload.
+    let alignmentZeros: UnsafeMutableRawPointer
 
     // Group commit: at most one fdatasync in flight.
     var completions: IOCompletionBuffer
@@ -100,6 +107,9 @@ public final class ReplicatedLog<S: Storage> {
         stagingPosition = appendedPosition
         stagingCapacity = configuration.appendMethod == .pwrite ? configuration.stagingBufferBytes : 0
         staging = .allocate(byteCount: max(stagingCapacity, 64), alignment: 4096)
+        pieces = .allocate(capacity: IOVector.maximumPieces)
+        alignmentZeros = .allocate(byteCount: LogFormat.frameAlignmentBytes, alignment: 64)
+        alignmentZeros.initializeMemory(as: UInt8.self, repeating: 0, count: LogFormat.frameAlignmentBytes)
         completions = IOCompletionBuffer(capacity: 16)
         for segment in segments { publication.setSegmentData(start: segment.start.rawValue, base: segment.data) }
         publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
@@ -110,6 +120,8 @@ public final class ReplicatedLog<S: Storage> {
         for segment in segments { segment.close(storage: storage) }
         logStartRecord.close()
         staging.deallocate()
+        pieces.deallocate()
+        alignmentZeros.deallocate()
     }
 
     /// A reader of this log, usable on any thread.
@@ -127,12 +139,20 @@ public final class ReplicatedLog<S: Storage> {
 
     /// Places one entry of `term` into the open batch (opening one if needed). Refuses a payload over
     /// `maxPayloadBytes`. Nothing is visible to readers until `commitBatch`.
+    ///
+    /// The payload is read until the batch is written: keep it valid and unchanged until
+    /// `commitBatch` or `abandonBatch` returns. (With the pwrite method, payloads of at least
+    /// `gatherPayloadMinimumBytes` are not copied: the batch's gather write sends them from here.)
     public func append(term: Term, _ entry: LogEntryHeader, payload: UnsafeRawBufferPointer) throws(LogError) {
         guard payload.count <= configuration.maxPayloadBytes else {
             throw .payloadTooLarge(bytes: payload.count, maximumBytes: configuration.maxPayloadBytes)
         }
         precondition(entry.type != .padding, "padding is written by the log itself")
         let occupied = LogFormat.aligned(LogFormat.frameHeaderBytes + payload.count)
+        if configuration.appendMethod == .pwrite && payload.count >= configuration.gatherPayloadMinimumBytes {
+            try appendGathered(term: term, entry, payload: payload, occupiedBytes: occupied)
+            return
+        }
         let destination = try reserve(occupiedBytes: occupied, term: term)
         _ = FrameCodec.encodeFrame(into: destination, term: term, entry: entry, durablePosition: batchDurablePosition, payload: payload)
         placed(occupiedBytes: occupied, term: term)
@@ -181,31 +201,16 @@ public final class ReplicatedLog<S: Storage> {
         termIndex.truncate(from: appendedPosition)
         cursor = appendedPosition
         stagingPosition = appendedPosition
-        stagedBytes = 0
+        discardPending()
     }
 
     /// Returns where a frame of `occupiedBytes` goes, rolling to the next segment (with padding) when
     /// it does not fit in this one.
     @inline(__always)
     func reserve(occupiedBytes: Int, term: Term) throws(LogError) -> UnsafeMutableRawPointer {
-        if !batchOpen {
-            batchOpen = true
-            batchDurablePosition = durablePosition
-            stagingPosition = cursor
-            stagedBytes = 0
-        }
-        precondition(term >= termIndex.lastTerm, "appended terms never go backwards")
         do {
-            if Int(cursor.rawValue % segmentLength) + occupiedBytes > Int(segmentLength) { try pad(term: term) }
-            if cursor.rawValue >= lastSegmentEnd { try createNextSegment() }
-            if configuration.appendMethod == .pwrite {
-                // One pwrite never crosses into the next segment's file (a frame that ended exactly
-                // at the segment end left no padding to flush on).
-                if stagedBytes > 0 && cursor.rawValue % segmentLength == 0 { try flushStaging() }
-                if stagedBytes + occupiedBytes > stagingCapacity { try flushStaging() }
-                precondition(stagingPosition.advanced(by: Int64(stagedBytes)) == cursor, "staged bytes end at the cursor")
-                return staging + stagedBytes
-            }
+            try beginFrame(occupiedBytes: occupiedBytes, term: term)
+            if configuration.appendMethod == .pwrite { return try stage(occupiedBytes) }
         } catch {
             abandonBatch()
             throw error
@@ -220,11 +225,31 @@ public final class ReplicatedLog<S: Storage> {
         return cachedSegmentData! + Int(offset)
     }
 
+    /// Opens a batch if none is open and makes room for a frame of `occupiedBytes` at the cursor:
+    /// pads the segment and moves to the next when the frame does not fit in this one.
+    @inline(__always)
+    func beginFrame(occupiedBytes: Int, term: Term) throws(LogError) {
+        if !batchOpen {
+            batchOpen = true
+            batchDurablePosition = durablePosition
+            stagingPosition = cursor
+            discardPending()
+        }
+        precondition(term >= termIndex.lastTerm, "appended terms never go backwards")
+        if Int(cursor.rawValue % segmentLength) + occupiedBytes > Int(segmentLength) { try pad(term: term) }
+        if cursor.rawValue >= lastSegmentEnd { try createNextSegment() }
+        if configuration.appendMethod == .pwrite {
+            // One write never crosses into the next segment's file (a frame that ended exactly at
+            // the segment end left no padding to flush on).
+            if pendingBytes > 0 && cursor.rawValue % segmentLength == 0 { try flushStaging() }
+            precondition(stagingPosition.advanced(by: Int64(pendingBytes)) == cursor, "pending bytes end at the cursor")
+        }
+    }
+
     @inline(__always)
     func placed(occupiedBytes: Int, term: Term) {
         termIndex.noteFrame(term: term, at: cursor)
         cursor = cursor.advanced(by: Int64(occupiedBytes))
-        if configuration.appendMethod == .pwrite { stagedBytes += occupiedBytes }
     }
 
     /// Fills the rest of the cursor's segment with a padding frame and moves to the next segment.
@@ -235,25 +260,12 @@ public final class ReplicatedLog<S: Storage> {
             let segment = segments[segmentIndex(of: cursor)]
             FrameCodec.encodePadding(into: segment.writableData + Int(cursor.bytes(since: segment.start)), bytes: remaining, term: term)
         case .pwrite:
-            if stagedBytes + LogFormat.paddingFrameMinimumBytes > stagingCapacity { try flushStaging() }
-            FrameCodec.encodePadding(into: staging + stagedBytes, bytes: remaining, term: term)
-            stagedBytes += LogFormat.paddingFrameMinimumBytes
+            FrameCodec.encodePadding(into: try stage(LogFormat.paddingFrameMinimumBytes), bytes: remaining, term: term)
             try flushStaging()
         }
         termIndex.noteFrame(term: term, at: cursor)
         cursor = cursor.advanced(by: Int64(remaining))
         stagingPosition = cursor
-    }
-
-    /// Writes the staged bytes with one `pwrite` (the pwrite method; a no-op otherwise).
-    func flushStaging() throws(LogError) {
-        guard stagedBytes > 0 else { return }
-        let segment = segments[segmentIndex(of: stagingPosition)]
-        do {
-            try storage.write(segment.file, at: segment.fileOffset(of: stagingPosition), UnsafeRawBufferPointer(start: staging, count: stagedBytes))
-        } catch { throw .storage(error) }
-        stagingPosition = stagingPosition.advanced(by: Int64(stagedBytes))
-        stagedBytes = 0
     }
 
     // MARK: Segments

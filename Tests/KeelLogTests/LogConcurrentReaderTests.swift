@@ -44,11 +44,12 @@ private final class ReaderResult: Sendable {
         var index: Int64 = 0
         while index < Int64(totalFrames) {
             let count = min(Int64(1 + index % 37), Int64(totalFrames) - index)
-            let payload = [UInt8](repeating: UInt8(truncatingIfNeeded: index), count: Int(index % 300))
+            let arena = PayloadArena()
+            let payload = arena.keep([UInt8](repeating: UInt8(truncatingIfNeeded: index), count: Int(index % 300)))
             for entry in index..<index + count {
-                try payload.withUnsafeBytes { try log.append(term: Term(1), LogEntryHeader(type: .sessionMessage, correlationID: entry), payload: $0) }
+                try log.append(term: Term(1), LogEntryHeader(type: .sessionMessage, correlationID: entry), payload: payload)
             }
-            try log.commitBatch()
+            try withExtendedLifetime(arena) { try log.commitBatch() }
             try log.poll()
             index += count
         }

@@ -70,14 +70,13 @@ private let modesAndMethods: [(DurabilityMode, LogAppendMethod)] = DurabilityMod
         for _ in 0..<random.integer(in: 3...25) {
             let count = random.integer(in: 1...20)
             let first = Int64(appended.count)
+            let arena = PayloadArena()
             for index in first..<first + count {
-                let payload = makePayload(index)
-                try payload.withUnsafeBytes { raw in
-                    try log.append(term: term, LogEntryHeader(type: .sessionMessage, sessionID: 7, correlationID: index, timestamp: ClusterTime(rawValue: index)), payload: raw)
-                }
+                let raw = arena.keep(makePayload(index))
+                try log.append(term: term, LogEntryHeader(type: .sessionMessage, sessionID: 7, correlationID: index, timestamp: ClusterTime(rawValue: index)), payload: raw)
                 appended.append(-1)
             }
-            let end = try log.commitBatch()
+            let end = try withExtendedLifetime(arena) { try log.commitBatch() }
             // Every entry's end is only known by reading back; the batch end is enough for the last one.
             var position = LogPosition(appended.count - Int(count) == 0 ? 0 : appended[appended.count - Int(count) - 1])
             var slot = appended.count - Int(count)

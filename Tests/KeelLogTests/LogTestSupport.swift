@@ -93,17 +93,32 @@ func payloadByte(_ index: Int64, _ offset: Int) -> UInt8 { UInt8(truncatingIfNee
 
 func makePayload(_ index: Int64) -> [UInt8] { (0..<payloadLength(index)).map { payloadByte(index, $0) } }
 
+/// Payload bytes that stay valid until the arena goes: the log reads an appended payload until the
+/// batch is committed (large ones go out by gather write from the caller's buffer), so a test keeps
+/// its payloads here and the arena alive (`withExtendedLifetime`) across `commitBatch`.
+final class PayloadArena {
+    private var buffers: [UnsafeMutableRawBufferPointer] = []
+
+    func keep(_ bytes: [UInt8]) -> UnsafeRawBufferPointer {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 8)
+        buffer.copyBytes(from: bytes)
+        buffers.append(buffer)
+        return UnsafeRawBufferPointer(start: buffer.baseAddress, count: bytes.count)
+    }
+
+    deinit { for buffer in buffers { buffer.deallocate() } }
+}
+
 extension ReplicatedLog {
     /// Appends entries `indices` in one batch (correlation id = index) and commits.
     @discardableResult
     func appendTestEntries(_ indices: Range<Int64>, term: Term) throws -> LogPosition {
+        let arena = PayloadArena()
         for index in indices {
-            let payload = makePayload(index)
-            try payload.withUnsafeBytes { raw in
-                try append(term: term, LogEntryHeader(type: .sessionMessage, sessionID: 7, correlationID: index, timestamp: ClusterTime(rawValue: index)), payload: raw)
-            }
+            let raw = arena.keep(makePayload(index))
+            try append(term: term, LogEntryHeader(type: .sessionMessage, sessionID: 7, correlationID: index, timestamp: ClusterTime(rawValue: index)), payload: raw)
         }
-        return try commitBatch()
+        return try withExtendedLifetime(arena) { try commitBatch() }
     }
 
     /// Every entry from the start: (correlation id, term), after checking each payload and CRC.

@@ -214,6 +214,32 @@ enum StorageSpec {
     // MARK: Helpers
 
     /// Deterministic, non-repeating bytes.
+    static func gatherWriteLaysPiecesEndToEnd<S: Storage>(_ storage: S) throws {
+        let file = try storage.openFile("gathered", create: true)
+        defer { storage.closeFile(file) }
+        let sizes = [5, 0, 4096, 1, 700, 3000]
+        let pieces = sizes.enumerated().map { pattern(count: $0.element, seed: UInt64(10 + $0.offset)) }
+        let buffers = pieces.map { bytes -> UnsafeMutableRawBufferPointer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.count), alignment: 8)
+            buffer.copyBytes(from: bytes)
+            return buffer
+        }
+        defer { for buffer in buffers { buffer.deallocate() } }
+        let vectors = zip(buffers, sizes).map { IOVector(base: UnsafeRawPointer($0.baseAddress), count: $1) }
+        try storage.write(file, at: 0, bytes: [UInt8](repeating: 0xEE, count: 9000))
+        try vectors.withUnsafeBufferPointer { try storage.write(file, at: 100, gathering: $0) }
+        let total = sizes.reduce(0, +)
+        #expect(try storage.fileSize(file) == 9000, "a gather write inside the file does not grow it")
+        let all = try storage.read(file, at: 0, count: 9000)
+        #expect(all[0..<100].allSatisfy { $0 == 0xEE }, "bytes before the write are untouched")
+        #expect(Array(all[100..<100 + total]) == pieces.flatMap { $0 }, "the pieces, end to end")
+        #expect(all[(100 + total)...].allSatisfy { $0 == 0xEE }, "bytes after the write are untouched")
+        // Past the end, a gather write grows the file like a plain write.
+        try vectors.withUnsafeBufferPointer { try storage.write(file, at: 9000, gathering: $0) }
+        #expect(try storage.fileSize(file) == Int64(9000 + total))
+        #expect(try storage.read(file, at: 9000, count: total) == pieces.flatMap { $0 })
+    }
+
     static func pattern(count: Int, seed: UInt64) -> [UInt8] {
         var random = SeededRandom(seed: seed)
         return (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }

@@ -41,6 +41,11 @@ enum StorageUnderTest: String, CaseIterable, CustomStringConvertible, Sendable {
     }
 
     @Test(arguments: StorageUnderTest.allCases)
+    func gatherWriteLaysPiecesEndToEnd(_ kind: StorageUnderTest) throws {
+        try kind.withStorage { try StorageSpec.gatherWriteLaysPiecesEndToEnd($0) }
+    }
+
+    @Test(arguments: StorageUnderTest.allCases)
     func preallocateGivesLengthAndZeros(_ kind: StorageUnderTest) throws {
         try kind.withStorage { try StorageSpec.preallocateGivesLengthAndZeros($0) }
     }

@@ -33,6 +33,15 @@ struct BenchLogCommand: ParsableCommand {
     var preallocation: String = "fallocate"
     @Option(help: "Which series to run: any of replicated, durable, group (comma-separated).")
     var series: String = "replicated,durable,group"
+    @Option(help: "Which append methods to measure: any of pwrite, mappedCopy (comma-separated).")
+    var methods: String = "pwrite,mappedCopy"
+
+    @Option(help: "Payload sizes of the replicated series (32 and/or 1024, comma-separated).")
+    var payloads: String = "32,1024"
+
+    private var chosenMethods: [LogAppendMethod] {
+        LogAppendMethod.allCases.filter { method in methods.split(separator: ",").contains { $0 == method.rawValue } }
+    }
 
     func run() throws {
         try requireIOUring()
@@ -61,9 +70,9 @@ struct BenchLogCommand: ParsableCommand {
 
     private func runReplicated(_ bench: LogBenchmark, bytes: Int64) throws {
         print("\n== replicated: appends of N frames, no wait for fdatasync (background sync, one in flight)")
-        for (payload, frames) in [(32, 1000), (1024, 100)] {
+        for (payload, frames) in [(32, 1000), (1024, 100)] where payloads.split(separator: ",").contains(Substring("\(payload)")) {
             let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
-            for method in LogAppendMethod.allCases {
+            for method in chosenMethods {
                 let result = try bench.replicated(totalBytes: bytes, payloadBytes: payload, framesPerAppend: frames, method: method)
                 print("  \(padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite \(baseline.summary)  ->  \(formatFixed(100 * result.megabytesPerSecond / baseline.megabytesPerSecond, decimals: 0))% of baseline MB/s")
             }
@@ -76,7 +85,7 @@ struct BenchLogCommand: ParsableCommand {
         for appendBytes in [4 << 10, 64 << 10, 1 << 20] {
             let total = quick ? Int64(16 << 20) : min(bytes, Int64(appendBytes) * (appendBytes <= 4096 ? 20_000 : 4_000))
             let baseline = try bench.baselineWrite(totalBytes: total, frameBytes: appendBytes, framesPerWrite: 1, sync: true)
-            for method in LogAppendMethod.allCases {
+            for method in chosenMethods {
                 let result = try bench.durable(totalBytes: total, appendBytes: appendBytes, method: method)
                 print("  \(padRight("\(appendBytes >> 10) KiB appends, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite+fdatasync \(baseline.summary)  ->  \(formatFixed(100 * result.megabytesPerSecond / baseline.megabytesPerSecond, decimals: 0))%")
             }
@@ -89,7 +98,7 @@ struct BenchLogCommand: ParsableCommand {
         let sync = try bench.syncLatency(operations: quick ? 300 : 2000)
         print("  fdatasync baseline (4 KiB pwrite + fdatasync, fallocate'd file): p50 \(micros(sync.p50Nanos)) µs, p99 \(micros(sync.p99Nanos)) µs, p99.9 \(micros(sync.p999Nanos)) µs")
         for rate in [10_000, 100_000, 1_000_000] {
-            for method in LogAppendMethod.allCases {
+            for method in chosenMethods {
                 let result = try bench.groupCommit(framesPerSecond: rate, seconds: quick ? 1 : seconds, method: method)
                 let latency = result.latency
                 print("  \(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10)) sustained \(padLeft(formatFixed(result.sustainedFramesPerSecond, decimals: 0), 9))/s  p50 \(micros(latency.p50Nanos)) µs  p99 \(micros(latency.p99Nanos)) µs  p99.9 \(micros(latency.p999Nanos)) µs  (p99 = \(formatFixed(Double(latency.p99Nanos) / Double(max(1, sync.p99Nanos)), decimals: 1))× fdatasync p99; \(result.syncs) syncs)")
