@@ -24,6 +24,7 @@ let package = Package(
         .library(name: "KeelNode", targets: ["KeelNode"]),
         .library(name: "KeelClient", targets: ["KeelClient"]),
         .library(name: "KeelExamples", targets: ["KeelExamples"]),
+        .library(name: "KeelLocalCluster", targets: ["KeelLocalCluster"]),
         .executable(name: "keel", targets: ["keel"]),
     ],
     dependencies: [
@@ -45,7 +46,7 @@ let package = Package(
         // The segmented replicated log over the Storage protocol.
         .target(name: "KeelLog", dependencies: ["KeelCore", "KeelWire", "CKeelChecksum"], swiftSettings: swiftSettings),
         // Plain-socket Transport for client programs (runs where io_uring is blocked).
-        .target(name: "KeelPOSIX", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
+        .target(name: "KeelPOSIX", dependencies: ["KeelCore", "CKeelShims"], swiftSettings: swiftSettings),
         // io_uring implementations of Storage / Clock (and later Transport); agent runners.
         .target(name: "KeelIO", dependencies: ["KeelCore", "CLiburing", "CKeelShims"], swiftSettings: swiftSettings),
         // The public service API: ClusteredService, Cluster, ClientSession.
@@ -58,6 +59,8 @@ let package = Package(
         .target(name: "KeelClient", dependencies: ["KeelCore", "KeelWire", "KeelPOSIX"], swiftSettings: swiftSettings),
         // Example services: echo (benchmarks), key-value, bank.
         .target(name: "KeelExamples", dependencies: ["KeelService", "KeelCore"], swiftSettings: swiftSettings),
+        // Local clusters of `keel node` processes (demo, process tests, bench cluster): spawn, kill -9, reap, /proc figures.
+        .target(name: "KeelLocalCluster", dependencies: ["KeelCore", "KeelIO", "KeelClient"], swiftSettings: swiftSettings),
         // Deterministic, fault-injecting implementations of the protocols; simulators and checkers.
         .target(name: "KeelSimulation", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelService", "KeelRuntime"], swiftSettings: swiftSettings),
         // The umbrella module users import.
@@ -66,8 +69,8 @@ let package = Package(
         .executableTarget(
             name: "keel",
             dependencies: [
-                "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum",
-                "KeelService", "KeelRuntime", "KeelNode", "KeelClient", "KeelExamples",
+                "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum", "CKeelShims",
+                "KeelService", "KeelRuntime", "KeelNode", "KeelClient", "KeelExamples", "KeelLocalCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
@@ -84,7 +87,10 @@ let package = Package(
         .testTarget(name: "KeelPOSIXTests", dependencies: ["KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelSimulation", "KeelExamples", "KeelService", "KeelLog", "KeelRaft", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelClientTests", dependencies: ["KeelClient", "KeelWire", "KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
-        .testTarget(name: "KeelNodeTests", dependencies: ["KeelNode", "KeelClient", "KeelRuntime", "KeelIO", "KeelPOSIX", "KeelExamples", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelNodeTests", dependencies: ["KeelNode", "KeelClient", "KeelLocalCluster", "KeelRuntime", "KeelIO", "KeelPOSIX", "KeelExamples", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelBenchTests", dependencies: [
+            "keel", "KeelLocalCluster", .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ], swiftSettings: swiftSettings),
         .testTarget(name: "KeelArchitectureTests", dependencies: [], swiftSettings: swiftSettings),
     ]
 )

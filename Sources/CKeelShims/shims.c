@@ -4,6 +4,9 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <poll.h>
+#include <time.h>
 #include <unistd.h>
 #include "keel_shims.h"
 
@@ -38,4 +41,14 @@ void keel_cpu_relax(void) {
 #elif defined(__aarch64__)
     __asm__ __volatile__("yield");
 #endif
+}
+
+int keel_set_timer_slack_nanos(unsigned long nanos) {
+    return prctl(PR_SET_TIMERSLACK, nanos, 0, 0, 0) == 0 ? 0 : errno;
+}
+
+int keel_ppoll_nanos(struct pollfd *fds, unsigned long count, int64_t timeoutNanos) {
+    if (timeoutNanos < 0) return ppoll(fds, (nfds_t)count, NULL, NULL);
+    struct timespec timeout = { .tv_sec = timeoutNanos / 1000000000, .tv_nsec = timeoutNanos % 1000000000 };
+    return ppoll(fds, (nfds_t)count, &timeout, NULL);
 }

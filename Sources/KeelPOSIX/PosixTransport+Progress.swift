@@ -1,3 +1,4 @@
+import CKeelShims
 import Glibc
 import KeelCore
 
@@ -5,9 +6,10 @@ import KeelCore
 // ready socket's operations are tried until the kernel says EAGAIN.
 
 extension PosixTransport {
-    /// Polls every socket with queued work for up to `timeoutMillis` (0: just look) and progresses
+    /// Polls every socket with queued work for up to `timeoutNanos` (0: just look) and progresses
     /// what is ready. With nothing queued it sleeps for the timeout, like a wait that finds nothing.
-    func progress(timeoutMillis: Int32) throws(IOError) {
+    /// ppoll, not poll: a client pacing sends 100 µs apart must not be woken a millisecond late.
+    func progress(timeoutNanos: Int64) throws(IOError) {
         pollDescriptors.removeAll(keepingCapacity: true)
         for (descriptor, socket) in sockets {
             var events: Int16 = 0
@@ -22,9 +24,9 @@ extension PosixTransport {
             }
             if events != 0 { pollDescriptors.append(pollfd(fd: descriptor, events: events, revents: 0)) }
         }
-        if pollDescriptors.isEmpty && timeoutMillis == 0 { return }
+        if pollDescriptors.isEmpty && timeoutNanos <= 0 { return }
         let readyCount = pollDescriptors.withUnsafeMutableBufferPointer { buffer in
-            poll(buffer.baseAddress, nfds_t(buffer.count), timeoutMillis)
+            keel_ppoll_nanos(buffer.baseAddress, UInt(buffer.count), max(0, timeoutNanos))
         }
         if readyCount < 0 {
             let failure = errno

@@ -172,12 +172,12 @@ public final class PosixTransport: Transport {
     /// Progresses queued operations without blocking (the io_uring transport's counterpart hands
     /// queued entries to the kernel).
     public func flushSubmissions() throws(IOError) {
-        try progress(timeoutMillis: 0)
+        try progress(timeoutNanos: 0)
     }
 
     public func reapCompletions(into completions: inout IOCompletionBuffer) {
         // Cannot throw here: poll fails only for EFAULT/EINVAL/ENOMEM, which leave nothing to reap.
-        try? progress(timeoutMillis: 0)
+        try? progress(timeoutNanos: 0)
         while readyHead < ready.count && completions.append(ready[readyHead]) { readyHead += 1 }
         if readyHead == ready.count {
             ready.removeAll(keepingCapacity: true)
@@ -188,9 +188,8 @@ public final class PosixTransport: Transport {
     /// Blocks in poll(2) until an operation can progress or `timeoutNanos` has passed (returns at
     /// once when completions are already waiting). Reap afterwards.
     public func waitForCompletions(timeoutNanos: Int64) throws(IOError) {
-        if readyCompletionCount > 0 { return try progress(timeoutMillis: 0) }
-        let millis = timeoutNanos <= 0 ? 0 : min((timeoutNanos + 999_999) / 1_000_000, Int64(Int32.max))
-        try progress(timeoutMillis: Int32(millis))
+        if readyCompletionCount > 0 { return try progress(timeoutNanos: 0) }
+        try progress(timeoutNanos: timeoutNanos)
     }
 
     func complete(_ token: IOToken, _ operation: IOOperation, result: Int) {

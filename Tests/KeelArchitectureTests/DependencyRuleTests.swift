@@ -14,10 +14,11 @@ private let allowedImports: [String: Set<String>] = [
     "KeelService": ["KeelCore"],
     "KeelRuntime": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "Synchronization"],
     "KeelIO": ["KeelCore", "CLiburing", "CKeelShims", "Glibc", "Synchronization"],
-    "KeelPOSIX": ["KeelCore", "Glibc"],
+    "KeelPOSIX": ["KeelCore", "CKeelShims", "Glibc"],
     "KeelNode": ["KeelRuntime", "KeelService", "KeelIO", "KeelCore", "Synchronization"],
     "KeelClient": ["KeelCore", "KeelWire", "KeelPOSIX", "KeelIO"],
     "KeelExamples": ["KeelService", "KeelCore"],
+    "KeelLocalCluster": ["KeelCore", "KeelIO", "KeelClient", "Glibc"],
     "KeelSimulation": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "KeelRuntime"],
     "Keel": ["KeelCore", "KeelService", "KeelNode", "KeelClient"],
 ]

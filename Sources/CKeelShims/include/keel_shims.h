@@ -3,6 +3,7 @@
 #ifndef KEEL_SHIMS_H
 #define KEEL_SHIMS_H
 #include <stdint.h>
+#include <poll.h>
 
 /// Names the calling thread (at most 15 characters are kept). Returns 0 or an errno.
 int keel_set_thread_name(const char *name);
@@ -21,6 +22,14 @@ int keel_fallocate_zero_range(int fd, int64_t offset, int64_t length);
 /// eventfd(0, EFD_CLOEXEC): a blocking eventfd (io_uring reads it without blocking the thread).
 /// Returns the descriptor or -errno.
 int keel_eventfd_create(void);
+
+/// prctl(PR_SET_TIMERSLACK, nanos) for the calling thread (and threads it creates later): how late
+/// the kernel may fire its timed sleeps (default 50 µs). Returns 0 or an errno.
+int keel_set_timer_slack_nanos(unsigned long nanos);
+
+/// ppoll(fds, count, timeout, NULL) with the timeout in nanoseconds (negative: wait forever):
+/// poll(2) rounds its timeout up to whole milliseconds. Returns ppoll's result (-1 with errno set).
+int keel_ppoll_nanos(struct pollfd *fds, unsigned long count, int64_t timeoutNanos);
 
 /// A CPU hint for spin-wait loops (the x86 `pause` instruction); nothing elsewhere.
 void keel_cpu_relax(void);

@@ -4,6 +4,7 @@ import KeelClient
 import KeelCore
 import KeelExamples
 import KeelIO
+import KeelLocalCluster
 
 /// `keel demo` (issue 6 §4, issue 8 §5): a local 3-member cluster of separate processes running the
 /// key-value store, a client writing keys through it, the leader killed, the new leader taking over
@@ -28,43 +29,45 @@ struct DemoCommand: ParsableCommand {
         guard DurabilityMode(rawValue: sync) != nil else { throw ValidationError("--sync must be durable or replicated") }
         signal(SIGINT) { _ in demoInterrupted.store(true, ordering: .relaxed) }
         signal(SIGTERM) { _ in demoInterrupted.store(true, ordering: .relaxed) }
-        let ports = try DemoFiles.freePorts(6)
-        let root = try DemoFiles.makeTemporaryDirectory()
-        let nodes = (0..<3).map { DemoNode(id: Int32($0), memberPort: ports[2 * $0], clientPort: ports[2 * $0 + 1], root: root) }
+        let cluster: LocalCluster
+        do {
+            cluster = try LocalCluster(
+                binary: LocalFiles.selfExecutable(), sync: sync, service: "kv", clusterID: "keel-demo", directoryPrefix: "/tmp/keel-demo")
+        } catch {
+            throw ValidationError("cannot prepare the cluster: \(error)")
+        }
+        cluster.keepsDirectory = keep
         var failure: DemoError?
         do throws(DemoError) {
-            try DemoRun(nodes: nodes, root: root, messages: messages, sync: sync).run()
+            try DemoRun(cluster: cluster, messages: messages).run()
         } catch {
             failure = error
             print("demo stopped: \(error)")
-            for node in nodes where !node.tail().isEmpty { print("--- node \(node.id) (last lines) ---\n\(node.tail())", terminator: "") }
+            for member in cluster.members where !cluster.tail(member.id).isEmpty {
+                print("--- node \(member.id) (last lines) ---\n\(cluster.tail(member.id))")
+            }
         }
-        for node in nodes { node.stop() }
-        if keep { print("kept \(root)") } else { DemoFiles.removeTree(root) }
-        print("cleaned up: \(nodes.count) node processes stopped and reaped\(keep ? "" : ", \(root) removed")")
+        let count = cluster.processes.count
+        cluster.shutdown()
+        if keep { print("kept \(cluster.root)") }
+        print("cleaned up: \(count) node processes stopped and reaped\(keep ? "" : ", \(cluster.root) removed")")
         if failure != nil { throw ExitCode(demoInterrupted.load(ordering: .relaxed) ? 130 : 1) }
     }
 }
 
 /// The demo's steps.
 struct DemoRun {
-    let nodes: [DemoNode]
-    let root: String
+    let cluster: LocalCluster
     let messages: Int
-    let sync: String
     let clock = SystemClock()
 
-    var memberList: String { nodes.map { "\($0.id)=127.0.0.1:\($0.memberPort):\($0.clientPort)" }.joined(separator: ",") }
-
     func run() throws(DemoError) {
-        let executable = DemoFiles.selfExecutable()
-        step("starting 3 nodes (\(sync)) in \(root)")
-        for node in nodes {
-            try node.start(executable: executable, memberList: memberList, sync: sync)
-            print("  node \(node.id): pid \(node.pid), member port \(node.memberPort), client port \(node.clientPort)")
+        step("starting 3 nodes (\(cluster.sync)) in \(cluster.root)")
+        for member in cluster.members {
+            do { try cluster.start(member.id) } catch { throw DemoError("\(error)") }
+            print("  node \(member.id): pid \(cluster.processes[member.id]?.pid ?? 0), member port \(member.memberPort), client port \(member.clientPort)")
         }
-        var configuration = ClusterClientConfiguration(
-            members: nodes.map { ClusterMemberAddress(id: MemberID($0.id), host: "127.0.0.1", clientPort: $0.clientPort) })
+        var configuration = ClusterClientConfiguration(members: cluster.clientAddresses)
         configuration.failoverTimeoutNanos = 30_000_000_000
         let client = ClusterClient(configuration: configuration, clock: clock)
         defer { client.close() }
@@ -79,18 +82,19 @@ struct DemoRun {
         try put(client, 0..<messages)
         printCounters()
 
-        guard let leader = client.leaderMemberID, let victim = nodes.first(where: { $0.id == leader.rawValue }) else {
+        guard let leader = client.leaderMemberID, cluster.members.contains(where: { $0.id == leader.rawValue }) else {
             throw DemoError("the client does not know its leader")
         }
-        step("killing the leader, node \(victim.id) (kill -9), with \(messages) more puts under way")
+        let victim = leader.rawValue
+        step("killing the leader, node \(victim) (kill -9), with \(messages) more puts under way")
         let sessionsBefore = client.sessionsOpened
         var killedAt: Int64 = 0
         var failoverMillis: Int64?
         try put(client, messages..<(2 * messages)) { answered in
             if killedAt == 0 && answered >= messages + messages / 4 {
-                victim.signalAndReap(SIGKILL, timeoutNanos: 5_000_000_000)
+                cluster.kill9(victim)
                 killedAt = clock.monotonicNanos()
-                print("  node \(victim.id) killed after \(answered) puts were acknowledged")
+                print("  node \(victim) killed after \(answered) puts were acknowledged")
             }
             if killedAt != 0 && failoverMillis == nil && client.sessionsOpened > sessionsBefore {
                 failoverMillis = millis(since: killedAt)
@@ -104,14 +108,15 @@ struct DemoRun {
         try get(client, 0..<(2 * messages))
         print("  all \(2 * messages) keys hold their values: nothing acknowledged was lost in the failover")
 
-        step("restarting node \(victim.id) on its directory")
-        try victim.start(executable: executable, memberList: memberList, sync: sync)
+        step("restarting node \(victim) on its directory")
+        do { try cluster.start(victim) } catch { throw DemoError("\(error)") }
         try put(client, (2 * messages)..<(2 * messages + 100))
-        let leaderNode = nodes.first { $0.id == client.leaderMemberID?.rawValue }
+        let leaderNode = client.leaderMemberID?.rawValue ?? -1
         let deadline = clock.monotonicNanos() + 20_000_000_000
         while clock.monotonicNanos() < deadline {
             if demoInterrupted.load(ordering: .relaxed) { throw DemoError("interrupted") }
-            if let restarted = victim.counters(), let current = leaderNode?.counters(), restarted.commit == current.commit, restarted.commit > 0 { break }
+            if let restarted = cluster.counters(victim), leaderNode >= 0, let current = cluster.counters(leaderNode),
+                restarted.commitPosition == current.commitPosition, restarted.commitPosition > 0 { break }
             usleep(50_000)
         }
         printCounters()
@@ -171,15 +176,15 @@ struct DemoRun {
     }
 
     func printCounters() {
-        for node in nodes {
-            guard node.isRunning else {
-                print("  node \(node.id): not running")
+        for member in cluster.members {
+            guard cluster.isRunning(member.id) else {
+                print("  node \(member.id): not running")
                 continue
             }
-            if let counters = node.counters() {
-                print("  node \(node.id): \(counters.role.padding(9)) term \(counters.term)  commit @\(counters.commit)  append @\(counters.append)")
+            if let counters = cluster.counters(member.id) {
+                print("  node \(member.id): \(counters.roleName.padding(9)) term \(counters.term)  commit @\(counters.commitPosition)  append @\(counters.appendPosition)")
             } else {
-                print("  node \(node.id): running (no counters file yet)")
+                print("  node \(member.id): running (no counters file yet)")
             }
         }
     }
