@@ -34,7 +34,7 @@ simulate_all() {
   # A time box per member count and durability mode, each with a floor of 2,000 seeds of >= 2,000 steps.
   for members in 3 5; do
     for mode in durable replicated; do
-      $KEEL sim --members "$members" --mode "$mode" --seeds 2000 --steps 2000 --seconds 30
+      $KEEL sim --members "$members" --mode "$mode" --seeds 2000 --steps 2000 --seconds 15
     done
   done
 }
@@ -49,7 +49,15 @@ simulate_nodes() {
   done
 }
 
-run_stage "raft simulation time boxes" 4 simulate_all
+example_package() {
+  # The example a new user copies (docs/writing-a-service.md): its own package depending on Keel by
+  # path, its own main; try-it runs a 3-member cluster in-process on loopback and a client against it.
+  $SWIFT build --package-path Examples/LeaseLocks --scratch-path "$PWD/.build-examples"
+  .build-examples/debug/LeaseLocks try-it
+}
+
+run_stage "Examples/ package build and run" 1 example_package
+run_stage "raft simulation time boxes" 2 simulate_all
 run_stage "whole-node simulation time boxes" 2 simulate_nodes
 run_stage "io benchmark smoke run" 1 $KEEL bench io --quick
 run_stage "Benchmarks/ package compile check" 3 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
