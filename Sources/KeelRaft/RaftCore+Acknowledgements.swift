@@ -13,11 +13,9 @@ extension RaftCore {
         }
         if response.catchingUp {
             progress[index].matchPosition = .zero  // acknowledges nothing until caught up (decision 7)
-            // Everything committed before it rejoined is at or below our commit position once that
-            // position is of our term; tell it when it holds that much.
-            if response.persistedPosition >= commitPosition, termIndex.term(at: commitPosition) == hardState.term {
-                send(.caughtUp(position: commitPosition, bootID: response.bootID), to: configuration.members[index], into: &output)
-            }
+            progress[index].catchingUpPersisted = response.persistedPosition
+            progress[index].catchingUpBootID = response.bootID
+            offerCaughtUp(slot: index, into: &output)
         } else {
             progress[index].matchPosition = max(progress[index].matchPosition, response.persistedPosition)
         }
@@ -70,7 +68,19 @@ extension RaftCore {
         return termIndex.boundary(atOrBefore: min(hintTermStart, termIndex.endPosition))
     }
 
+    /// Tells a follower catching up after a power loss that it is caught up, once it holds our commit
+    /// position and that position is of our term: everything committed before it rejoined is at or
+    /// below it. Also offered on heartbeat answers, because the commit position may reach our term
+    /// only after the follower's last append response (an idle cluster sends no more of those).
+    mutating func offerCaughtUp(slot index: Int, into output: inout RaftOutput) {
+        guard progress[index].catchingUp, progress[index].catchingUpPersisted >= commitPosition,
+              termIndex.term(at: commitPosition) == hardState.term
+        else { return }
+        send(.caughtUp(position: commitPosition, bootID: progress[index].catchingUpBootID), to: configuration.members[index], into: &output)
+    }
+
     mutating func handleHeartbeatResponse(appendedPosition: LogPosition, slot index: Int, into output: inout RaftOutput) {
+        offerCaughtUp(slot: index, into: &output)
         switch progress[index].state {
         case .probe:
             sendAppends(slot: index, into: &output)

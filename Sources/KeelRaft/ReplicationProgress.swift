@@ -22,6 +22,9 @@ struct ReplicationProgress: Sendable {
     var matchPosition: LogPosition = .zero
     /// The follower rejoined after a power loss and acknowledges nothing until caught up.
     var catchingUp = false
+    /// While catching up: the persisted position and boot it last reported (what `caughtUp` needs).
+    var catchingUpPersisted: LogPosition = .zero
+    var catchingUpBootID: UInt64 = 0
     /// When the outstanding probe (or snapshot) was sent; `Int64.min` when none is outstanding.
     var probeSentNanos: Int64 = .min
     /// When anything was last sent (heartbeats are suppressed while appends flow).

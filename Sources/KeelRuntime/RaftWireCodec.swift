@@ -10,7 +10,7 @@ enum RaftWireCodec {
     static let maxFixedFrameBytes = 64
 
     /// Outbound encoder for every body except `appendEntries` (whose header the agent encodes with
-    /// `AppendEntriesFrame.encodeHeader`) and `caughtUp` (no wire frame yet: returns 0).
+    /// `AppendEntriesFrame.encodeHeader`).
     static func encode(_ message: RaftMessage, into buffer: UnsafeMutableRawBufferPointer) -> Int {
         switch message.body {
         case .appendEntries:
@@ -20,7 +20,8 @@ enum RaftWireCodec {
             return AppendResponseFrame.encode(
                 into: buffer, term: message.term, success: r.success, catchingUp: r.catchingUp,
                 appendedPosition: max(r.appendedPosition, r.persistedPosition), persistedPosition: r.persistedPosition,
-                hintPosition: r.hintPosition, hintTerm: r.hintTerm, hintTermStart: min(r.hintTermStart, r.hintPosition))
+                hintPosition: r.hintPosition, hintTerm: r.hintTerm, hintTermStart: min(r.hintTermStart, r.hintPosition),
+                bootID: r.bootID)
         case .heartbeat(let commit):
             return HeartbeatFrame.encode(into: buffer, term: message.term, leaderCommit: commit)
         case .heartbeatResponse(let appended):
@@ -32,8 +33,8 @@ enum RaftWireCodec {
             return VoteResponseFrame.encode(into: buffer, term: message.term, preVote: preVote, granted: granted)
         case .timeoutNow:
             return TimeoutNowFrame.encode(into: buffer, term: message.term)
-        case .caughtUp:
-            return 0
+        case .caughtUp(let position, let bootID):
+            return CaughtUpFrame.encode(into: buffer, term: message.term, position: position, bootID: bootID)
         }
     }
 
@@ -50,7 +51,7 @@ enum RaftWireCodec {
         case .appendResponse(let f):
             let body = AppendResponse(
                 success: f.success, appendedPosition: f.appendedPosition, persistedPosition: f.persistedPosition,
-                catchingUp: f.catchingUp, bootID: 0, rejectedPosition: LogPosition(Int64.max),
+                catchingUp: f.catchingUp, bootID: f.bootID, rejectedPosition: LogPosition(Int64.max),
                 hintPosition: f.hintPosition, hintTerm: f.hintTerm, hintTermStart: f.hintTermStart)
             return RaftMessage(term: f.term, body: .appendResponse(body))
         case .heartbeat(let f):
@@ -64,6 +65,8 @@ enum RaftWireCodec {
             return RaftMessage(term: f.term, body: .voteResponse(preVote: f.preVote, granted: f.granted))
         case .timeoutNow(let f):
             return RaftMessage(term: f.term, body: .timeoutNow)
+        case .caughtUp(let f):
+            return RaftMessage(term: f.term, body: .caughtUp(position: f.position, bootID: f.bootID))
         default:
             return nil
         }

@@ -130,12 +130,15 @@ public struct AppendEntriesFrame {
 ///  40 |                      hintTerm (i64, ≥ 0)                      |
 ///     +---------------------------------------------------------------+
 ///  48 |            hintTermStart (i64, 0 ≤ … ≤ hintPosition)          |
-///     +---------------------------------------------------------------+  56
+///     +---------------------------------------------------------------+
+///  56 |              bootID (u64): the follower's current boot        |
+///     +---------------------------------------------------------------+  64
 /// flags: bit 0 success, bit 1 catchingUp; other bits must be 0.
+/// bootID is echoed in `CaughtUpFrame` so a late answer cannot release a later boot.
 /// ```
 public struct AppendResponseFrame {
     public let bytes: UnsafeRawBufferPointer
-    public static let length = 56
+    public static let length = 64
     public static let successFlag: UInt16 = 1 << 0
     public static let catchingUpFlag: UInt16 = 1 << 1
 
@@ -164,13 +167,14 @@ public struct AppendResponseFrame {
     public var hintPosition: LogPosition { LogPosition(bytes.wireInt64(at: 32)) }
     public var hintTerm: Term { Term(bytes.wireInt64(at: 40)) }
     public var hintTermStart: LogPosition { LogPosition(bytes.wireInt64(at: 48)) }
+    public var bootID: UInt64 { bytes.wireLoad(UInt64.self, at: 56) }
 
     /// Outbound encoder; returns the frame length.
     @discardableResult
     public static func encode(
         into buffer: UnsafeMutableRawBufferPointer, term: Term, success: Bool, catchingUp: Bool,
         appendedPosition: LogPosition, persistedPosition: LogPosition,
-        hintPosition: LogPosition, hintTerm: Term, hintTermStart: LogPosition
+        hintPosition: LogPosition, hintTerm: Term, hintTermStart: LogPosition, bootID: UInt64
     ) -> Int {
         precondition(term.rawValue >= 0 && persistedPosition.rawValue >= 0 && persistedPosition <= appendedPosition, "bad append response")
         precondition(hintTerm.rawValue >= 0 && hintTermStart.rawValue >= 0 && hintTermStart <= hintPosition, "bad append hint")
@@ -182,6 +186,7 @@ public struct AppendResponseFrame {
         buffer.wireStore(hintPosition.rawValue, at: 32)
         buffer.wireStore(hintTerm.rawValue, at: 40)
         buffer.wireStore(hintTermStart.rawValue, at: 48)
+        buffer.wireStore(bootID, at: 56)
         return length
     }
 }

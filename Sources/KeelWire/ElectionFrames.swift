@@ -213,3 +213,47 @@ public struct TimeoutNowFrame {
         return length
     }
 }
+
+/// Leader → member rejoining after a power loss (replicated mode): you hold everything up to
+/// `position`, a commit position of my term; become voting again if `bootID` is still your boot.
+///
+/// ```
+///         0       1       2       3       4       5       6       7
+///     +-------+-------+-------+-------+-------+-------+-------+-------+
+///   0 |         length = 32           |version| 0x38  |   flags = 0   |
+///     +-------+-------+-------+-------+-------+-------+-------+-------+
+///   8 |                          term (i64, ≥ 0)                      |
+///     +---------------------------------------------------------------+
+///  16 |                      position (i64, ≥ 0)                      |
+///     +---------------------------------------------------------------+
+///  24 |      bootID (u64): the boot echoed from its append response   |
+///     +---------------------------------------------------------------+  32
+/// ```
+public struct CaughtUpFrame {
+    public let bytes: UnsafeRawBufferPointer
+    public static let length = 32
+
+    /// Inbound decoder.
+    public init(validating frame: UnsafeRawBufferPointer) throws(WireRejection) {
+        _ = try FrameCheck.header(frame, expected: .caughtUp, minimumLength: Self.length)
+        try FrameCheck.variableLength(frame, fixed: Self.length, declared: 0)
+        try FrameCheck.nonNegative(frame.wireInt64(at: 8), "term")
+        try FrameCheck.nonNegative(frame.wireInt64(at: 16), "position")
+        bytes = frame
+    }
+
+    public var term: Term { Term(bytes.wireInt64(at: 8)) }
+    public var position: LogPosition { LogPosition(bytes.wireInt64(at: 16)) }
+    public var bootID: UInt64 { bytes.wireLoad(UInt64.self, at: 24) }
+
+    /// Outbound encoder; returns the frame length.
+    @discardableResult
+    public static func encode(into buffer: UnsafeMutableRawBufferPointer, term: Term, position: LogPosition, bootID: UInt64) -> Int {
+        precondition(term.rawValue >= 0 && position.rawValue >= 0, "negative term or position")
+        FrameHeader.write(into: buffer, length: length, type: .caughtUp)
+        buffer.wireStore(term.rawValue, at: 8)
+        buffer.wireStore(position.rawValue, at: 16)
+        buffer.wireStore(bootID, at: 24)
+        return length
+    }
+}

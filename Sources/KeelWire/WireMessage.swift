@@ -24,6 +24,7 @@ public enum WireMessage {
     case voteResponse(VoteResponseFrame)
     case timeoutNow(TimeoutNowFrame)
     case snapshotChunk(SnapshotChunkFrame)
+    case caughtUp(CaughtUpFrame)
 
     /// Inbound decoder: validates `frame` (exactly one whole frame, as `FrameStreamDecoder` yields)
     /// against the layout its type byte names. Throws a typed rejection for anything malformed.
@@ -63,6 +64,7 @@ public enum WireMessage {
         case .voteResponse: self = .voteResponse(try VoteResponseFrame(validating: frame))
         case .timeoutNow: self = .timeoutNow(try TimeoutNowFrame(validating: frame))
         case .snapshotChunk: self = .snapshotChunk(try SnapshotChunkFrame(validating: frame))
+        case .caughtUp: self = .caughtUp(try CaughtUpFrame(validating: frame))
         }
     }
 
@@ -91,6 +93,7 @@ public enum WireMessage {
         case .voteResponse: .voteResponse
         case .timeoutNow: .timeoutNow
         case .snapshotChunk: .snapshotChunk
+        case .caughtUp: .caughtUp
         }
     }
 }

@@ -51,6 +51,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case voteResponse = 0x35
     case timeoutNow = 0x36
     case snapshotChunk = 0x37
+    case caughtUp = 0x38
 
     /// True for the handshake layouts, which are frozen across protocol versions so that peers of
     /// different versions can still tell each other precisely why they cannot talk.
@@ -80,6 +81,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .voteResponse: "vote-response"
         case .timeoutNow: "timeout-now"
         case .snapshotChunk: "snapshot-chunk"
+        case .caughtUp: "caught-up"
         }
     }
 }

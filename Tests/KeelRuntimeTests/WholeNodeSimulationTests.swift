@@ -50,8 +50,6 @@ struct WholeNodeCatchUpTests {
         let result = WholeNodeSimulation.run(seed: 3, options: options)
         #expect(result.violation == nil, "\(WholeNodeSimulationTests.report(result, options))")
         #expect(result.powerLosses >= 1)
-        withKnownIssue("the leader's caughtUp message has no wire frame (RaftWireCodec.encode returns 0), so the member stays non-voting") {
-            #expect(result.membersStillCatchingUp.isEmpty, "still catching up: \(result.membersStillCatchingUp)")
-        }
+        #expect(result.membersStillCatchingUp.isEmpty, "still catching up: \(result.membersStillCatchingUp)")
     }
 }

@@ -111,7 +111,7 @@ enum FrameSamples {
                 AppendResponseFrame.encode(
                     into: $0, term: Term(int(natural)), success: bool(), catchingUp: bool(), appendedPosition: LogPosition(appended),
                     persistedPosition: LogPosition(int(0...appended)), hintPosition: LogPosition(hint), hintTerm: Term(int(natural)),
-                    hintTermStart: LogPosition(int(0...hint)))
+                    hintTermStart: LogPosition(int(0...hint)), bootID: rng.next())
             }
         case .heartbeat:
             return encoded { HeartbeatFrame.encode(into: $0, term: Term(int(natural)), leaderCommit: LogPosition(int(natural))) }
@@ -130,6 +130,10 @@ enum FrameSamples {
             return encoded { VoteResponseFrame.encode(into: $0, term: Term(int(natural)), preVote: bool(), granted: bool()) }
         case .timeoutNow:
             return encoded { TimeoutNowFrame.encode(into: $0, term: Term(int(natural))) }
+        case .caughtUp:
+            return encoded {
+                CaughtUpFrame.encode(into: $0, term: Term(int(natural)), position: LogPosition(int(natural)), bootID: rng.next())
+            }
         case .snapshotChunk:
             let term = int(0...1000), chunk = blob(maxVariableBytes)
             let offset = int(0...1 << 30), total = offset + Int64(chunk.count) + int(0...1)

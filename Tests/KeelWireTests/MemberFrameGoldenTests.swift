@@ -89,18 +89,42 @@ import Testing
         let bytes = encoded {
             AppendResponseFrame.encode(
                 into: $0, term: Term(3), success: false, catchingUp: true, appendedPosition: LogPosition(100),
-                persistedPosition: LogPosition(80), hintPosition: LogPosition(60), hintTerm: Term(2), hintTermStart: LogPosition(40))
+                persistedPosition: LogPosition(80), hintPosition: LogPosition(60), hintTerm: Term(2), hintTermStart: LogPosition(40),
+                bootID: 0x0102_0304_0506_0708)
         }
         #expect(bytes == hex("""
-            38000000 01 31 0200  0300000000000000  6400000000000000  5000000000000000
-            3c00000000000000  0200000000000000  2800000000000000
+            40000000 01 31 0200  0300000000000000  6400000000000000  5000000000000000
+            3c00000000000000  0200000000000000  2800000000000000  0807060504030201
             """))
         try withBytes(bytes) { raw in
             let frame = try AppendResponseFrame(validating: raw)
             #expect(!frame.success && frame.catchingUp && frame.term == Term(3))
             #expect(frame.appendedPosition == LogPosition(100) && frame.persistedPosition == LogPosition(80))
             #expect(frame.hintPosition == LogPosition(60) && frame.hintTerm == Term(2) && frame.hintTermStart == LogPosition(40))
+            #expect(frame.bootID == 0x0102_0304_0506_0708)
         }
+    }
+
+    @Test func caughtUp() throws {
+        let bytes = encoded {
+            CaughtUpFrame.encode(into: $0, term: Term(7), position: LogPosition(0x0201), bootID: 0x1122_3344_5566_7788)
+        }
+        #expect(bytes == hex("20000000 01 38 0000  0700000000000000  0102000000000000  8877665544332211"))
+        try withBytes(bytes) { raw in
+            let frame = try CaughtUpFrame(validating: raw)
+            #expect(frame.term == Term(7) && frame.position == LogPosition(0x0201) && frame.bootID == 0x1122_3344_5566_7788)
+            guard case .caughtUp(let viaDispatch) = try WireMessage(validating: raw) else {
+                Issue.record("WireMessage did not dispatch 0x38 to caughtUp")
+                return
+            }
+            #expect(viaDispatch.position == LogPosition(0x0201))
+        }
+        var negative = bytes
+        negative[23] = 0x80  // position's sign bit
+        #expect(throws: WireRejection.self) { try withBytes(negative) { raw in _ = try CaughtUpFrame(validating: raw) } }
+        var flagged = bytes
+        flagged[6] = 1
+        #expect(throws: WireRejection.self) { try withBytes(flagged) { raw in _ = try CaughtUpFrame(validating: raw) } }
     }
 
     @Test func heartbeats() throws {

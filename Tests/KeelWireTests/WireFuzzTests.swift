@@ -28,6 +28,7 @@ private func typedRejection(_ type: MessageType, _ frame: UnsafeRawBufferPointer
         case .voteResponse: _ = try VoteResponseFrame(validating: frame)
         case .timeoutNow: _ = try TimeoutNowFrame(validating: frame)
         case .snapshotChunk: _ = try SnapshotChunkFrame(validating: frame)
+        case .caughtUp: _ = try CaughtUpFrame(validating: frame)
         }
         return nil
     } catch {

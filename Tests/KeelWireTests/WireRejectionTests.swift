@@ -96,7 +96,7 @@ import Testing
         var bytes = encoded {
             AppendResponseFrame.encode(
                 into: $0, term: Term(1), success: true, catchingUp: false, appendedPosition: LogPosition(10),
-                persistedPosition: LogPosition(10), hintPosition: .zero, hintTerm: .zero, hintTermStart: .zero)
+                persistedPosition: LogPosition(10), hintPosition: .zero, hintTerm: .zero, hintTermStart: .zero, bootID: 1)
         }
         bytes[24] = 11  // persisted beyond appended
         #expect(rejection(of: bytes) == .fieldOutOfRange(field: "persistedPosition", value: 11))

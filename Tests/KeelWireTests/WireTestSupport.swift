@@ -92,7 +92,7 @@ func reencode(_ message: WireMessage) -> [UInt8] {
             AppendResponseFrame.encode(
                 into: $0, term: f.term, success: f.success, catchingUp: f.catchingUp, appendedPosition: f.appendedPosition,
                 persistedPosition: f.persistedPosition, hintPosition: f.hintPosition, hintTerm: f.hintTerm,
-                hintTermStart: f.hintTermStart)
+                hintTermStart: f.hintTermStart, bootID: f.bootID)
         }
     case .heartbeat(let f):
         encoded { HeartbeatFrame.encode(into: $0, term: f.term, leaderCommit: f.leaderCommit) }
@@ -107,6 +107,8 @@ func reencode(_ message: WireMessage) -> [UInt8] {
         encoded { VoteResponseFrame.encode(into: $0, term: f.term, preVote: f.preVote, granted: f.granted) }
     case .timeoutNow(let f):
         encoded { TimeoutNowFrame.encode(into: $0, term: f.term) }
+    case .caughtUp(let f):
+        encoded { CaughtUpFrame.encode(into: $0, term: f.term, position: f.position, bootID: f.bootID) }
     case .snapshotChunk(let f):
         encoded(capacity: f.bytes.count) {
             SnapshotChunkFrame.encode(

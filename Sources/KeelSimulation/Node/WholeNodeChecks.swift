@@ -53,7 +53,11 @@ final class WholeNodeChecks {
     func held(_ index: Int) -> Int64 {
         let member = cluster.members[index]
         guard member.isUp else { return heldWhileDown[index] }
-        if mode == .replicated && suspectSinceNanos[index] != nil { return 0 }
+        if mode == .replicated && suspectSinceNanos[index] != nil {
+            // Caught up since the last periodic check: its log counts again from the moment it votes.
+            guard !member.consensus.isCatchingUp else { return 0 }
+            suspectSinceNanos[index] = nil
+        }
         return mode == .durable ? member.consensus.log.durablePosition.rawValue : member.consensus.log.appendedPosition.rawValue
     }
 

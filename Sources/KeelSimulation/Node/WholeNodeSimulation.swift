@@ -173,7 +173,9 @@ struct WholeNodeRun {
         while nowNanos < deadline && checks.violation == nil {
             try cluster.round(client: client)
             checks.afterRound()
-            if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() && cluster.timersSettled {
+            if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() && cluster.timersSettled
+                && checks.membersStillCatchingUp.isEmpty
+            {
                 converged = true
                 break
             }
@@ -186,7 +188,7 @@ struct WholeNodeRun {
                 return
             }
             let state = cluster.members.enumerated().map { index, member in
-                "m\(index) \(member.consensus.role) term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
+                "m\(index) \(member.consensus.role)\(member.consensus.isCatchingUp ? " (catching up)" : "") term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
             }
             checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
             return

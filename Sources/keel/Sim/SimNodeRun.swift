@@ -69,7 +69,7 @@ private struct WholeNodeSummary {
         Swift.print("  applied          \(applied) session messages per replica, summed")
         if options.mode == .replicated {
             Swift.print("  stopped          \(stops) seeds (a majority lost power at once)")
-            Swift.print("  never caught up  \(stillCatchingUp) members still non-voting after their power loss at the end (known gap: caughtUp has no wire frame)")
+            Swift.print("  never caught up  \(stillCatchingUp) members still non-voting after their power loss at the end")
         }
         let sorted = healMillis.sorted()
         if let last = sorted.last {
