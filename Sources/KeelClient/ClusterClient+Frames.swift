@@ -23,7 +23,7 @@ extension ClusterClient {
                 return connectionLost("connect-rejected for another connect from \(currentTarget)", now: now)
             }
             switch rejected.reason {
-            case .authenticationFailed, .protocolVersion:
+            case .authenticationFailed, .protocolVersion, .sessionNotOpen:
                 fail(.rejected(rejected.reason, detail: rejected.detail))
             case .noLeader, .tooManySessions, .shuttingDown:
                 attemptFailed("\(currentTarget) rejected the connect: \(rejected.reason)", now: now)

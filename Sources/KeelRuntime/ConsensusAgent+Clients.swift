@@ -108,7 +108,7 @@ extension ConsensusAgent {
                 }
                 counters?.framesOut.increment()
             case .sessionOpened:
-                let length = SessionOpenedFrame.encode(into: scratch, correlationID: record.correlation, sessionID: record.sessionID, timestamp: record.timestamp)
+                let length = SessionOpenedFrame.encode(into: scratch, correlationID: record.correlation, sessionID: record.sessionID, timestamp: record.timestamp, secret: 0)
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
             case .sessionClosed:
                 let reason = SessionCloseReason(rawValue: UInt16(truncatingIfNeeded: record.correlation)) ?? .clientClosed

@@ -182,6 +182,8 @@ public enum ConnectRejection: UInt16, Sendable, CaseIterable, CustomStringConver
     case noLeader = 3
     case protocolVersion = 4
     case shuttingDown = 5
+    /// A reattach named a session that is not open (closed, timed out, or never opened).
+    case sessionNotOpen = 6
 
     public var description: String {
         switch self {
@@ -190,6 +192,7 @@ public enum ConnectRejection: UInt16, Sendable, CaseIterable, CustomStringConver
         case .noLeader: "no leader known"
         case .protocolVersion: "protocol version not supported"
         case .shuttingDown: "cluster shutting down"
+        case .sessionNotOpen: "session not open"
         }
     }
 }
@@ -208,7 +211,7 @@ public enum ConnectRejection: UInt16, Sendable, CaseIterable, CustomStringConver
 ///  24 |       detail: detailLen ≤ 1024 bytes of UTF-8, no controls  ...
 ///     +---------------------------------------------------------------+
 /// reason: 1 authentication failed, 2 too many sessions, 3 no leader, 4 protocol version,
-/// 5 shutting down. length = 24 + detailLen.
+/// 5 shutting down, 6 session not open (a reattach). length = 24 + detailLen.
 /// ```
 public struct ConnectRejectedFrame {
     public let bytes: UnsafeRawBufferPointer

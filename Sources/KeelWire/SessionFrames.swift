@@ -3,23 +3,27 @@ import KeelCore
 // A client session's traffic: opened/closed events, requests (ingress), responses (egress),
 // keep-alives and close. Session ids start at 1; 0 is never a session.
 
-/// Leader → client: the session is open (its open entry is committed).
+/// Leader → client: the session is open (its open entry is committed), or a reattach to it was
+/// accepted. The secret, issued at open, is what a client presents to reattach the session to a
+/// new leader (`ReattachFrame`).
 ///
 /// ```
 ///         0       1       2       3       4       5       6       7
 ///     +-------+-------+-------+-------+-------+-------+-------+-------+
-///   0 |         length = 32           |version| 0x05  |   flags = 0   |
+///   0 |         length = 40           |version| 0x05  |   flags = 0   |
 ///     +-------+-------+-------+-------+-------+-------+-------+-------+
-///   8 |              correlationID (i64): the connect's               |
+///   8 |       correlationID (i64): the connect's or reattach's        |
 ///     +---------------------------------------------------------------+
 ///  16 |                      sessionID (i64, ≥ 1)                     |
 ///     +---------------------------------------------------------------+
-///  24 |           timestamp (i64, ≥ 0): cluster time of the open      |
-///     +---------------------------------------------------------------+  32
+///  24 |  timestamp (i64, ≥ 0): cluster time of the open (or reattach) |
+///     +---------------------------------------------------------------+
+///  32 |               secret (u64): the session's secret              |
+///     +---------------------------------------------------------------+  40
 /// ```
 public struct SessionOpenedFrame {
     public let bytes: UnsafeRawBufferPointer
-    public static let length = 32
+    public static let length = 40
 
     /// Inbound decoder.
     public init(validating frame: UnsafeRawBufferPointer) throws(WireRejection) {
@@ -34,17 +38,19 @@ public struct SessionOpenedFrame {
     public var correlationID: Int64 { bytes.wireInt64(at: 8) }
     public var sessionID: Int64 { bytes.wireInt64(at: 16) }
     public var timestamp: ClusterTime { ClusterTime(rawValue: bytes.wireInt64(at: 24)) }
+    public var secret: UInt64 { bytes.wireLoad(UInt64.self, at: 32) }
 
     /// Outbound encoder; returns the frame length.
     @discardableResult
     public static func encode(
-        into buffer: UnsafeMutableRawBufferPointer, correlationID: Int64, sessionID: Int64, timestamp: ClusterTime
+        into buffer: UnsafeMutableRawBufferPointer, correlationID: Int64, sessionID: Int64, timestamp: ClusterTime, secret: UInt64
     ) -> Int {
         precondition(sessionID >= 1 && timestamp.rawValue >= 0, "bad session open")
         FrameHeader.write(into: buffer, length: length, type: .sessionOpened)
         buffer.wireStore(correlationID, at: 8)
         buffer.wireStore(sessionID, at: 16)
         buffer.wireStore(timestamp.rawValue, at: 24)
+        buffer.wireStore(secret, at: 32)
         return length
     }
 }

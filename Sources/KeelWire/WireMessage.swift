@@ -12,6 +12,10 @@ public enum WireMessage {
     case response(ResponseFrame)
     case keepAlive(SessionSignalFrame)
     case close(SessionSignalFrame)
+    case reattach(ReattachFrame)
+    case requestRejected(RequestRejectedFrame)
+    case challenge(AuthenticationExchangeFrame)
+    case challengeResponse(AuthenticationExchangeFrame)
     case adminRequest(AdminRequestFrame)
     case adminResponse(AdminResponseFrame)
     case handshake(HandshakeFrame)
@@ -52,6 +56,10 @@ public enum WireMessage {
         case .response: self = .response(try ResponseFrame(validating: frame))
         case .keepAlive: self = .keepAlive(try SessionSignalFrame(validating: frame, type: .keepAlive))
         case .close: self = .close(try SessionSignalFrame(validating: frame, type: .close))
+        case .reattach: self = .reattach(try ReattachFrame(validating: frame))
+        case .requestRejected: self = .requestRejected(try RequestRejectedFrame(validating: frame))
+        case .challenge: self = .challenge(try AuthenticationExchangeFrame(validating: frame, type: .challenge))
+        case .challengeResponse: self = .challengeResponse(try AuthenticationExchangeFrame(validating: frame, type: .challengeResponse))
         case .adminRequest: self = .adminRequest(try AdminRequestFrame(validating: frame))
         case .adminResponse: self = .adminResponse(try AdminResponseFrame(validating: frame))
         case .handshake: self = .handshake(try HandshakeFrame(validating: frame))
@@ -81,6 +89,10 @@ public enum WireMessage {
         case .response: .response
         case .keepAlive: .keepAlive
         case .close: .close
+        case .reattach: .reattach
+        case .requestRejected: .requestRejected
+        case .challenge: .challenge
+        case .challengeResponse: .challengeResponse
         case .adminRequest: .adminRequest
         case .adminResponse: .adminResponse
         case .handshake: .handshake

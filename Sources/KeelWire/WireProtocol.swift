@@ -5,7 +5,7 @@
 public enum WireProtocol {
     /// The protocol version this build speaks, carried in every frame header.
     /// Bump it whenever any layout (other than the frozen handshake layouts) changes.
-    public static let version: UInt8 = 1
+    public static let version: UInt8 = 2
     /// Bytes of the frame header every frame begins with.
     public static let headerBytes = 8
     /// The largest frame any decoder accepts, whatever its own configured limit (16 MiB).
@@ -36,6 +36,10 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case response = 0x08
     case keepAlive = 0x09
     case close = 0x0A
+    case reattach = 0x0B
+    case requestRejected = 0x0C
+    case challenge = 0x0D
+    case challengeResponse = 0x0E
     // Operator ⇄ member.
     case adminRequest = 0x10
     case adminResponse = 0x11
@@ -69,6 +73,10 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .response: "response"
         case .keepAlive: "keep-alive"
         case .close: "close"
+        case .reattach: "reattach"
+        case .requestRejected: "request-rejected"
+        case .challenge: "challenge"
+        case .challengeResponse: "challenge-response"
         case .adminRequest: "admin-request"
         case .adminResponse: "admin-response"
         case .handshake: "handshake"

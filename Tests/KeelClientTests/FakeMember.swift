@@ -176,7 +176,7 @@ final class FakeMember {
                 ConnectAcceptedFrame.encode(into: $0, correlationID: correlationID, leaderTerm: term, leaderMemberID: id)
             }
             send(peer, capacity: 64) {
-                SessionOpenedFrame.encode(into: $0, correlationID: correlationID, sessionID: session, timestamp: ClusterTime(rawValue: 5))
+                SessionOpenedFrame.encode(into: $0, correlationID: correlationID, sessionID: session, timestamp: ClusterTime(rawValue: 5), secret: 0x5EC)
             }
         case .garbage:
             send(peer, capacity: 64) { buffer in

@@ -42,13 +42,34 @@ enum FrameSamples {
         case .sessionOpened:
             return encoded {
                 SessionOpenedFrame.encode(
-                    into: $0, correlationID: int(any), sessionID: int(positive), timestamp: ClusterTime(nanosSinceEpoch: int(natural)))
+                    into: $0, correlationID: int(any), sessionID: int(positive), timestamp: ClusterTime(nanosSinceEpoch: int(natural)),
+                    secret: rng.next())
             }
         case .sessionClosed:
             return encoded {
                 SessionClosedFrame.encode(
                     into: $0, sessionID: int(positive), timestamp: ClusterTime(nanosSinceEpoch: int(natural)),
                     reason: SessionCloseReason.allCases.randomElement(using: &rng)!)
+            }
+        case .reattach:
+            return blob(min(maxVariableBytes, WireProtocol.maxCredentialsBytes)).withUnsafeBytes { credentials in
+                encoded(capacity: 40 + credentials.count) {
+                    ReattachFrame.encode(into: $0, correlationID: int(any), sessionID: int(positive), secret: rng.next(), credentials: credentials)
+                }
+            }
+        case .requestRejected:
+            return blob(min(maxVariableBytes, 1024), printable: true).withUnsafeBytes { detail in
+                encoded(capacity: 40 + detail.count) {
+                    RequestRejectedFrame.encode(
+                        into: $0, sessionID: int(positive), sequence: int(positive), expectedSequence: int(positive),
+                        reason: RequestRejection.allCases.randomElement(using: &rng)!, detail: detail)
+                }
+            }
+        case .challenge, .challengeResponse:
+            return blob(min(maxVariableBytes, WireProtocol.maxCredentialsBytes)).withUnsafeBytes { data in
+                encoded(capacity: 24 + data.count) {
+                    AuthenticationExchangeFrame.encode(into: $0, type: type, correlationID: int(any), data: data)
+                }
             }
         case .request:
             return blob(maxVariableBytes).withUnsafeBytes { payload in

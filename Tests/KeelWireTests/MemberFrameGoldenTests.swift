@@ -9,11 +9,11 @@ import Testing
             HandshakeFrame.encode(
                 into: $0, clusterID: 0xAABB_CCDD_0011_2233, configurationDigest: 0x0102_0304_0506_0708, memberID: MemberID(2))
         }
-        #expect(bytes == hex("20000000 01 20 0000  33221100ddccbbaa  0807060504030201  02000000 0100 0000"))
+        #expect(bytes == hex("20000000 02 20 0000  33221100ddccbbaa  0807060504030201  02000000 0200 0000"))
         try withBytes(bytes) { raw in
             let frame = try HandshakeFrame(validating: raw)
             #expect(frame.clusterID == 0xAABB_CCDD_0011_2233 && frame.configurationDigest == 0x0102_0304_0506_0708)
-            #expect(frame.memberID == MemberID(2) && frame.protocolVersion == 1)
+            #expect(frame.memberID == MemberID(2) && frame.protocolVersion == 2)
         }
     }
 
@@ -37,7 +37,7 @@ import Testing
         let bytes = Array("d".utf8).withUnsafeBytes { detail in
             encoded { HandshakeRefusedFrame.encode(into: $0, mismatch: .configurationDigest, expected: 1, actual: 2, detail: detail) }
         }
-        #expect(bytes == hex("21000000 01 21 0000  0300 0100 00000000  0100000000000000  0200000000000000  64"))
+        #expect(bytes == hex("21000000 02 21 0000  0300 0100 00000000  0100000000000000  0200000000000000  64"))
         try withBytes(bytes) { raw in
             let frame = try HandshakeRefusedFrame(validating: raw)
             #expect(frame.mismatch == .configurationDigest && frame.expected == 1 && frame.actual == 2 && frame.detail == "d")
@@ -54,7 +54,7 @@ import Testing
             }
         }
         #expect(bytes == hex("""
-            3c000000 01 30 0000  0300000000000000  4000000000000000  0200000000000000
+            3c000000 02 30 0000  0300000000000000  4000000000000000  0200000000000000
             4400000000000000  0300000000000000  2000000000000000  deadbeef
             """))
         try withBytes(bytes) { raw in
@@ -93,7 +93,7 @@ import Testing
                 bootID: 0x0102_0304_0506_0708)
         }
         #expect(bytes == hex("""
-            40000000 01 31 0200  0300000000000000  6400000000000000  5000000000000000
+            40000000 02 31 0200  0300000000000000  6400000000000000  5000000000000000
             3c00000000000000  0200000000000000  2800000000000000  0807060504030201
             """))
         try withBytes(bytes) { raw in
@@ -129,9 +129,9 @@ import Testing
 
     @Test func heartbeats() throws {
         let heartbeat = encoded { HeartbeatFrame.encode(into: $0, term: Term(5), leaderCommit: LogPosition(0x0102)) }
-        #expect(heartbeat == hex("18000000 01 32 0000  0500000000000000  0201000000000000"))
+        #expect(heartbeat == hex("18000000 02 32 0000  0500000000000000  0201000000000000"))
         let response = encoded { HeartbeatResponseFrame.encode(into: $0, term: Term(5), appendedPosition: LogPosition(0x0102)) }
-        #expect(response == hex("18000000 01 33 0000  0500000000000000  0201000000000000"))
+        #expect(response == hex("18000000 02 33 0000  0500000000000000  0201000000000000"))
         try withBytes(heartbeat) { raw in
             let frame = try HeartbeatFrame(validating: raw)
             #expect(frame.term == Term(5) && frame.leaderCommit == LogPosition(0x0102))
@@ -146,11 +146,11 @@ import Testing
         let request = encoded {
             VoteRequestFrame.encode(into: $0, term: Term(6), preVote: true, transfer: true, lastPosition: LogPosition(0x80), lastTerm: Term(5))
         }
-        #expect(request == hex("20000000 01 34 0300  0600000000000000  8000000000000000  0500000000000000"))
+        #expect(request == hex("20000000 02 34 0300  0600000000000000  8000000000000000  0500000000000000"))
         let response = encoded { VoteResponseFrame.encode(into: $0, term: Term(6), preVote: false, granted: true) }
-        #expect(response == hex("10000000 01 35 0200  0600000000000000"))
+        #expect(response == hex("10000000 02 35 0200  0600000000000000"))
         let timeoutNow = encoded { TimeoutNowFrame.encode(into: $0, term: Term(6)) }
-        #expect(timeoutNow == hex("10000000 01 36 0000  0600000000000000"))
+        #expect(timeoutNow == hex("10000000 02 36 0000  0600000000000000"))
         try withBytes(request) { raw in
             let frame = try VoteRequestFrame(validating: raw)
             #expect(frame.preVote && frame.transfer && frame.lastPosition == LogPosition(0x80) && frame.lastTerm == Term(5))
@@ -176,7 +176,7 @@ import Testing
         }
         // 0xE3069283 is the CRC32C check value of "123456789".
         #expect(bytes == hex("""
-            49000000 01 37 0000  0400000000000000  0100000000000000  0001000000000000
+            49000000 02 37 0000  0400000000000000  0100000000000000  0001000000000000
             0300000000000000  0900000000000000  0000000000000000  839206e3 09000000
             313233343536373839
             """))

@@ -35,8 +35,8 @@ import Testing
 
     @Test func versionTypeAndFlags() {
         var wrongVersion = heartbeat
-        wrongVersion[4] = 2
-        #expect(rejection(of: wrongVersion) == .unsupportedVersion(2))
+        wrongVersion[4] = 3
+        #expect(rejection(of: wrongVersion) == .unsupportedVersion(3))
         var unknownType = heartbeat
         unknownType[5] = 0x7E
         #expect(rejection(of: unknownType) == .unknownType(0x7E))
@@ -132,7 +132,7 @@ import Testing
     @Test func variableLengthsAreBounded() {
         // A connect claiming 5000 bytes of credentials (over the 4096 limit) that are really there.
         var connect = [UInt8](repeating: 0, count: 24 + 5000)
-        connect.replaceSubrange(0..<8, with: hex("a0130000 01 01 0000"))
+        connect.replaceSubrange(0..<8, with: hex("a0130000 02 01 0000"))
         connect.replaceSubrange(16..<20, with: hex("88130000"))
         #expect(rejection(of: connect) == .fieldOutOfRange(field: "credentialsLength", value: 5000))
         // A redirect with an empty host, and one with a space in it.

@@ -54,7 +54,9 @@ func reencode(_ message: WireMessage) -> [UInt8] {
     case .connectRejected(let f):
         encoded { ConnectRejectedFrame.encode(into: $0, correlationID: f.correlationID, reason: f.reason, detail: f.detailBytes) }
     case .sessionOpened(let f):
-        encoded { SessionOpenedFrame.encode(into: $0, correlationID: f.correlationID, sessionID: f.sessionID, timestamp: f.timestamp) }
+        encoded {
+            SessionOpenedFrame.encode(into: $0, correlationID: f.correlationID, sessionID: f.sessionID, timestamp: f.timestamp, secret: f.secret)
+        }
     case .sessionClosed(let f):
         encoded { SessionClosedFrame.encode(into: $0, sessionID: f.sessionID, timestamp: f.timestamp, reason: f.reason) }
     case .request(let f):
@@ -65,6 +67,18 @@ func reencode(_ message: WireMessage) -> [UInt8] {
         }
     case .keepAlive(let f), .close(let f):
         encoded { SessionSignalFrame.encode(into: $0, type: f.type, sessionID: f.sessionID) }
+    case .reattach(let f):
+        encoded(capacity: f.bytes.count) {
+            ReattachFrame.encode(into: $0, correlationID: f.correlationID, sessionID: f.sessionID, secret: f.secret, credentials: f.credentials)
+        }
+    case .requestRejected(let f):
+        encoded(capacity: f.bytes.count) {
+            RequestRejectedFrame.encode(
+                into: $0, sessionID: f.sessionID, sequence: f.sequence, expectedSequence: f.expectedSequence, reason: f.reason,
+                detail: f.detailBytes)
+        }
+    case .challenge(let f), .challengeResponse(let f):
+        encoded(capacity: f.bytes.count) { AuthenticationExchangeFrame.encode(into: $0, type: f.type, correlationID: f.correlationID, data: f.data) }
     case .adminRequest(let f):
         encoded { AdminRequestFrame.encode(into: $0, correlationID: f.correlationID, requestType: f.requestType, body: f.body) }
     case .adminResponse(let f):

@@ -1,0 +1,134 @@
+import KeelCore
+import Testing
+
+@testable import KeelRuntime
+
+/// The replicated session table and its response windows: what a retried request gets, what is
+/// evicted when, and the serialised form.
+@Suite struct SessionTableTests {
+    func respond(_ table: inout SessionTable, _ id: Int64, _ sequence: Int64, _ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { table.recordResponse(sessionID: id, sequence: sequence, timestamp: ClusterTime(rawValue: sequence), payload: $0) }
+    }
+
+    func admit(_ table: inout SessionTable, _ id: Int64, _ sequence: Int64) -> RequestAdmission {
+        table.admit(sessionID: id, sequence: sequence, timestamp: .zero)
+    }
+
+    func responses(_ table: SessionTable, _ id: Int64, _ sequence: Int64) -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        table[id]?.window.forEachResponse(of: sequence) { _, payload in out.append(Array(payload)) }
+        return out
+    }
+
+    @Test func requestsAreAdmittedInOrderAndRetriesAreDuplicates() {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 4, bytesMax: 1024))
+        let opened = table.open(id: 7, secret: 99, principal: [1], timestamp: ClusterTime(rawValue: 1))
+        #expect(opened)
+        let reopened = table.open(id: 7, secret: 1, principal: [], timestamp: ClusterTime(rawValue: 2))
+        #expect(!reopened)
+        #expect(table[7]?.secret == 99)
+        #expect(admit(&table, 7, 1) == .apply)
+        respond(&table, 7, 1, [10])
+        respond(&table, 7, 1, [11])
+        #expect(admit(&table, 7, 2) == .apply)
+        #expect(admit(&table, 7, 1) == .duplicate)
+        #expect(admit(&table, 7, 2) == .duplicate)
+        #expect(responses(table, 7, 1) == [[10], [11]])
+        #expect(responses(table, 7, 2) == [])
+        #expect(admit(&table, 7, 4) == .outOfOrder(expected: 3))
+        #expect(table[7]?.lastAppliedSequence == 2)
+        #expect(admit(&table, 8, 1) == .unknownSession)
+        let closed = table.close(id: 7)
+        #expect(closed?.id == 7)
+        #expect(admit(&table, 7, 3) == .unknownSession)
+    }
+
+    @Test func theWindowKeepsTheLastRequestsByCount() {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 3, bytesMax: 1 << 20))
+        table.open(id: 1, secret: 0, principal: [], timestamp: .zero)
+        for sequence in Int64(1)...10 {
+            #expect(admit(&table, 1, sequence) == .apply)
+            respond(&table, 1, sequence, [UInt8(sequence)])
+        }
+        #expect(table[1]?.window.startSequence == 8)
+        #expect(responses(table, 1, 8) == [[8]] && responses(table, 1, 10) == [[10]])
+        #expect(admit(&table, 1, 8) == .duplicate)
+        #expect(admit(&table, 1, 7) == .responseNoLongerAvailable(expected: 11))
+        #expect(table[1]?.window.retainedResponses == 3)
+    }
+
+    @Test func theWindowKeepsWholeRequestsWithinItsBytes() {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 100, bytesMax: 10))
+        table.open(id: 1, secret: 0, principal: [], timestamp: .zero)
+        _ = table.admit(sessionID: 1, sequence: 1, timestamp: .zero)
+        respond(&table, 1, 1, [1, 1, 1, 1])
+        _ = table.admit(sessionID: 1, sequence: 2, timestamp: .zero)
+        respond(&table, 1, 2, [2, 2, 2, 2])
+        respond(&table, 1, 2, [2, 2])
+        // 10 bytes held; 3 more evict request 1 (all of it), not part of request 2.
+        _ = table.admit(sessionID: 1, sequence: 3, timestamp: .zero)
+        respond(&table, 1, 3, [3, 3, 3])
+        #expect(table[1]?.window.startSequence == 2)
+        #expect(table[1]?.window.retainedBytes == 9)
+        #expect(responses(table, 1, 2) == [[2, 2, 2, 2], [2, 2]])
+        #expect(admit(&table, 1, 1) == .responseNoLongerAvailable(expected: 4))
+        // A response larger than the whole window drops its request (never half of its responses).
+        _ = table.admit(sessionID: 1, sequence: 4, timestamp: .zero)
+        respond(&table, 1, 4, [4])
+        respond(&table, 1, 4, [UInt8](repeating: 4, count: 11))
+        #expect(table[1]?.window.startSequence == 5)
+        #expect(admit(&table, 1, 4) == .responseNoLongerAvailable(expected: 5))
+        respond(&table, 1, 4, [4])
+        #expect(table[1]?.window.retainedResponses == 0)
+    }
+
+    @Test func aLongRunReusesTheWindowBuffer() {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 8, bytesMax: 4096))
+        table.open(id: 1, secret: 0, principal: [], timestamp: .zero)
+        for sequence in Int64(1)...5000 {
+            _ = table.admit(sessionID: 1, sequence: sequence, timestamp: .zero)
+            respond(&table, 1, sequence, [UInt8](repeating: UInt8(truncatingIfNeeded: sequence), count: Int(sequence % 300)))
+            if sequence % 7 == 0 { respond(&table, 1, sequence, []) }
+        }
+        let window = table[1]!.window
+        #expect(window.startSequence == 4993)
+        #expect(responses(table, 1, 5000) == [[UInt8](repeating: UInt8(truncatingIfNeeded: 5000), count: 5000 % 300)])
+        #expect(window.retainedBytes <= 4096)
+    }
+
+    @Test func serialisedTablesReadBackEqual() throws {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 2, bytesMax: 64))
+        table.open(id: 5, secret: 0xDEAD, principal: Array("alice".utf8), timestamp: ClusterTime(rawValue: 3))
+        table.open(id: 2, secret: 0xBEEF, principal: [], timestamp: ClusterTime(rawValue: 4))
+        for sequence in Int64(1)...3 {
+            _ = table.admit(sessionID: 5, sequence: sequence, timestamp: ClusterTime(rawValue: 10 + sequence))
+            respond(&table, 5, sequence, [UInt8(sequence), 0xFF])
+        }
+        let bytes = table.serialized()
+        let copy = try SessionTable(serialized: bytes, limits: table.limits)
+        #expect(copy == table)
+        #expect(copy.serialized() == bytes)
+        #expect(copy[5]?.principal == Array("alice".utf8) && copy[5]?.lastAppliedSequence == 3)
+        // Same content reached another way (different buffer layout) is still equal.
+        var other = copy
+        _ = other.admit(sessionID: 2, sequence: 1, timestamp: .zero)
+        #expect(other != table)
+        for cut in [0, 3, 20, bytes.count - 1] {
+            #expect(throws: SessionTableDecodingError.self) { try SessionTable(serialized: Array(bytes[0..<cut]), limits: table.limits) }
+        }
+        var badMagic = bytes
+        badMagic[0] ^= 1
+        #expect(throws: SessionTableDecodingError.self) { try SessionTable(serialized: badMagic, limits: table.limits) }
+    }
+
+    @Test func openEntryPayloadRoundTrips() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let principal = Array("bob".utf8)
+        let length = buffer.withUnsafeMutableBytes { out in
+            principal.withUnsafeBytes { SessionOpenEntry.encode(into: out, secret: 42, principal: $0) }
+        }
+        let decoded = buffer.withUnsafeBytes { SessionOpenEntry.decode(UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+        #expect(decoded?.secret == 42 && decoded?.principal == principal)
+        #expect(buffer.withUnsafeBytes { SessionOpenEntry.decode(UnsafeRawBufferPointer(rebasing: $0[0..<(length - 1)])) } == nil)
+    }
+}
