@@ -59,8 +59,8 @@ extension ClusterClient {
     func connectionLost(_ problem: String, now: Int64) {
         guard phase != .closed else { return }
         if phase == .open || phase == .awaitingSession {
+            // The session (id and secret) is kept: the next leader gets a reattach.
             searchStartNanos = searchStartNanos ?? now
-            sessionID = 0
             attemptsSinceDelay = 0
         }
         attemptFailed(problem, now: now)
@@ -122,7 +122,9 @@ extension ClusterClient {
         phase = .awaitingReply
         let slot = UnsafeMutableRawBufferPointer(rebasing: controlBuffer[0..<Self.connectSlotBytes])
         let length = configuration.credentials.withUnsafeBytes { credentials in
-            ConnectFrame.encode(into: slot, correlationID: Int64(generation), credentials: credentials)
+            sessionID >= 1
+                ? ReattachFrame.encode(into: slot, correlationID: Int64(generation), sessionID: sessionID, secret: sessionSecret, credentials: credentials)
+                : ConnectFrame.encode(into: slot, correlationID: Int64(generation), credentials: credentials)
         }
         do throws(IOError) {
             try submitReceive()

@@ -32,19 +32,22 @@ extension ClusterClient {
             guard phase == .awaitingSession, opened.correlationID == Int64(generation) else {
                 return connectionLost("unexpected session-opened from \(currentTarget)", now: now)
             }
-            sessionDidOpen(opened.sessionID, now: now)
+            guard sessionID == 0 || opened.sessionID == sessionID else {
+                return fail(.rejected(.sessionNotOpen, detail: "reattached session \(sessionID), but the leader named \(opened.sessionID)"))
+            }
+            sessionDidOpen(opened.sessionID, secret: opened.secret, now: now)
         case .sessionClosed(let closed):
             guard closed.sessionID == sessionID else {
                 return connectionLost("session-closed for another session from \(currentTarget)", now: now)
             }
-            if closeRequested {
-                fail(.closed)
-            } else {
-                // At-least-once: a session ended by the cluster is replaced and its requests re-sent.
-                connectionLost("session \(closed.sessionID) closed by the cluster: \(closed.reason)", now: now)
-            }
+            // Exactly-once ends with the session: a new one could apply outstanding requests again.
+            fail(closeRequested ? .closed : .sessionClosed(closed.reason, outstandingRequests: outstanding.count))
         case .response(let response):
             deliver(response, now: now, handler)
+        case .requestRejected(let rejected):
+            requestRejected(rejected, now: now, handler)
+        case .challenge(let challenge):
+            answer(challenge, now: now)
         default:
             connectionLost("unexpected \(message.type) frame from \(currentTarget)", now: now)
         }
@@ -70,17 +73,24 @@ extension ClusterClient {
         }
     }
 
-    /// A new session: renumber every outstanding request from sequence 1 and send them again.
-    private func sessionDidOpen(_ id: Int64, now: Int64) {
-        sessionID = id
+    /// The first session: number every outstanding request from sequence 1. A reattached one:
+    /// send every unacknowledged request again, with its original sequence.
+    private func sessionDidOpen(_ id: Int64, secret: UInt64, now: Int64) {
         inFlightEndID = nil
         releaseAcknowledged()
-        sequenceOffset = outstanding.firstRequestID - 1
-        for index in 0..<outstanding.count {
-            outstanding.restamp(at: index, sessionID: id, sequence: Int64(index + 1))
+        if sessionID == 0 {
+            sessionID = id
+            sessionSecret = secret
+            sequenceOffset = outstanding.firstRequestID - 1
+            for index in 0..<outstanding.count {
+                outstanding.restamp(at: index, sessionID: id, sequence: Int64(index + 1))
+            }
+            sessionsOpened += 1
+        } else {
+            requestsResent += Int(max(0, nextToSendID - outstanding.firstRequestID))
+            reattachments += 1
         }
-        if sessionsOpened > 0 { requestsResent += outstanding.count }
-        sessionsOpened += 1
+        resentRequestID = 0
         nextToSendID = outstanding.firstRequestID
         inFlightEndID = nil
         searchStartNanos = nil
@@ -102,10 +112,63 @@ extension ClusterClient {
             guard requestID < sentEnd else {
                 return connectionLost("response to request \(requestID), which was never sent, from \(currentTarget)", now: now)
             }
+            if response.isResent {
+                // A retried request's responses, from the window: wanted only if it is not answered yet.
+                guard requestID > highestAcknowledgedID || requestID == resentRequestID else {
+                    duplicateResponsesDropped += 1
+                    return
+                }
+                resentRequestID = requestID
+            }
             highestAcknowledgedID = max(highestAcknowledgedID, requestID)
             releaseAcknowledged()
         }
         handler(ClusterResponse(requestID: requestID, sessionID: response.sessionID, timestamp: response.timestamp, payload: response.payload))
+    }
+
+    /// A retried request whose responses are gone is answered (it was applied) with the rejection;
+    /// a sequence out of order means this client and the cluster disagree: the client stops.
+    private func requestRejected(_ rejected: RequestRejectedFrame, now: Int64, _ handler: (ClusterResponse) -> Void) {
+        guard phase == .open, rejected.sessionID == sessionID else {
+            return connectionLost("request-rejected for session \(rejected.sessionID) from \(currentTarget)", now: now)
+        }
+        let requestID = rejected.sequence + sequenceOffset
+        switch rejected.reason {
+        case .responseNoLongerAvailable:
+            guard requestID > highestAcknowledgedID else { return }
+            highestAcknowledgedID = requestID
+            releaseAcknowledged()
+            handler(ClusterResponse(
+                requestID: requestID, sessionID: sessionID, timestamp: .zero, payload: UnsafeRawBufferPointer(start: nil, count: 0),
+                rejection: .responseNoLongerAvailable))
+        case .sequenceOutOfOrder:
+            fail(.sequenceOutOfOrder(requestID: requestID, sequence: rejected.sequence, expected: rejected.expectedSequence))
+        }
+    }
+
+    /// The leader's authenticator asks: answer with the configured responder.
+    private func answer(_ challenge: AuthenticationExchangeFrame, now: Int64) {
+        guard phase == .awaitingReply, challenge.correlationID == Int64(generation), let connection else {
+            return connectionLost("unexpected challenge from \(currentTarget)", now: now)
+        }
+        guard let responder = configuration.challengeResponder else {
+            return fail(.rejected(.authenticationFailed, detail: "the cluster sent a challenge and no challenge responder is configured"))
+        }
+        let response = responder(Array(challenge.data))
+        guard response.count <= WireProtocol.maxCredentialsBytes else {
+            return fail(.rejected(.authenticationFailed, detail: "challenge response longer than \(WireProtocol.maxCredentialsBytes) bytes"))
+        }
+        // The connect slot is free again: the connect went out before the challenge came back.
+        let slot = UnsafeMutableRawBufferPointer(rebasing: controlBuffer[0..<Self.connectSlotBytes])
+        let length = response.withUnsafeBytes {
+            AuthenticationExchangeFrame.encode(into: slot, type: .challengeResponse, correlationID: Int64(generation), data: $0)
+        }
+        do throws(IOError) {
+            try transport.submitSend(connection, UnsafeRawBufferPointer(rebasing: slot[0..<length]), token: token(.connectFrame))
+            lastSendNanos = now
+        } catch {
+            connectionLost("send to \(currentTarget) failed: \(error)", now: now)
+        }
     }
 
     /// Drops acknowledged requests, but never bytes a send in flight may still read (those go when

@@ -30,6 +30,7 @@ extension ClusterClient {
         let limit = timeoutNanos ?? configuration.failoverTimeoutNanos + configuration.responseTimeoutNanos
         var requestID: Int64 = 0
         var answer: [UInt8]?
+        var rejected = false
         while answer == nil {
             if requestID == 0 {
                 switch offer(payload) {
@@ -41,6 +42,7 @@ extension ClusterClient {
             }
             try poll(waitingUpToNanos: 1_000_000) { response in
                 if requestID != 0 && response.requestID == requestID && answer == nil {
+                    if response.rejection != nil { rejected = true }
                     answer = Array(response.payload)
                 } else {
                     otherResponses(response)
@@ -52,6 +54,7 @@ extension ClusterClient {
             if Task.isCancelled { throw .cancelled }
             await Task.yield()
         }
+        if rejected { throw .responseNoLongerAvailable(requestID: requestID) }
         return answer!
     }
 

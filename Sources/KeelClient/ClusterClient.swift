@@ -9,13 +9,13 @@ import KeelWire
 /// session. `offer` buffers a request without blocking (or reports back-pressure); `poll` moves
 /// everything forward and hands responses to a closure. When the leader is lost (its connection
 /// closes, or it stays silent past `responseTimeoutNanos` with requests unanswered) the client
-/// finds the new leader, opens a new session and re-sends every request not yet acknowledged —
-/// **at-least-once**: a request whose response was lost in the failover may be applied twice (see
-/// docs/semantics.md). A response acknowledges its request and every earlier one of its session.
+/// finds the new leader, **reattaches the same session** (its id and the secret issued at open)
+/// and re-sends every request not yet acknowledged with its original sequence number: the cluster
+/// applies each request once and re-sends the responses of those it had applied (exactly-once;
+/// see docs/semantics.md). A response acknowledges its request and every earlier one of its session.
 ///
-/// Requests carry a per-session sequence (1, 2, 3, … on the wire); `offer` returns a client-wide
-/// request id that stays the same across re-sends, and each response names the request id it
-/// answers.
+/// Requests carry the session's sequence (1, 2, 3, … on the wire); `offer` returns a client-wide
+/// request id, and each response names the request id it answers.
 ///
 /// Owned by one thread (or one task at a time); not thread-safe. Everything is allocated at start:
 /// the outstanding-request ring, the receive buffer, the completion buffer.
@@ -65,20 +65,28 @@ public final class ClusterClient<Time: Clock> {
     /// The highest request id a response has acknowledged.
     var highestAcknowledgedID: Int64 = 0
 
-    /// The open session's id, or 0.
+    /// The session's id (kept across failovers), or 0 before one opened.
     public internal(set) var sessionID: Int64 = 0
+    /// The session's secret, presented to reattach it.
+    var sessionSecret: UInt64 = 0
+    /// The request whose re-sent responses are being delivered (later copies of those are dropped).
+    var resentRequestID: Int64 = 0
     /// The leader as last reported by a connect-accepted or redirect.
     public internal(set) var leaderMemberID: MemberID?
     /// The leader's term as last reported.
     public internal(set) var leaderTerm: Term = .zero
-    /// Sessions opened so far (more than one means failovers happened).
+    /// Sessions opened so far (0 or 1: a failover reattaches the same session).
     public internal(set) var sessionsOpened = 0
-    /// Requests re-sent on a new session after losing a leader.
+    /// Times the session was reattached after losing the leader (or the connection).
+    public internal(set) var reattachments = 0
+    /// Requests re-sent (with their original sequence) after a reattach.
     public internal(set) var requestsResent = 0
+    /// Re-sent responses dropped because their request had already been answered.
+    public internal(set) var duplicateResponsesDropped = 0
     /// Why the client stopped, once it has.
     public internal(set) var failure: ClusterClientError?
 
-    static var connectSlotBytes: Int { ConnectFrame.fixedBytes + WireProtocol.maxCredentialsBytes }
+    static var connectSlotBytes: Int { ReattachFrame.fixedBytes + WireProtocol.maxCredentialsBytes }
     static var maxFramesPerSend: Int { 1024 }
 
     /// A client for `configuration`, reading time from `clock`. Starts looking for the leader at
@@ -122,13 +130,13 @@ public final class ClusterClient<Time: Clock> {
         guard phase != .closed else { return .closed }
         let frameBytes = RequestFrame.encodedLength(payloadByteCount: payload.count)
         guard frameBytes <= outstanding.byteCapacity, payload.count <= RequestFrame.maxPayloadBytes else { return .tooLarge }
-        let isOpen = phase == .open
-        let sequence = isOpen ? outstanding.nextRequestID - sequenceOffset : 1
-        // Before a session opens the frame carries placeholders; `sessionDidOpen` restamps it.
-        guard let id = outstanding.append(payload: payload, sessionID: isOpen ? sessionID : 1, sequence: sequence) else {
+        let hasSession = sessionID >= 1
+        let sequence = hasSession ? outstanding.nextRequestID - sequenceOffset : 1
+        // Before the first session opens the frame carries placeholders; `sessionDidOpen` restamps it.
+        guard let id = outstanding.append(payload: payload, sessionID: hasSession ? sessionID : 1, sequence: sequence) else {
             return .backPressured
         }
-        if isOpen && inFlightEndID == nil { flushRequests(now: clock.monotonicNanos()) }
+        if phase == .open && inFlightEndID == nil { flushRequests(now: clock.monotonicNanos()) }
         return .accepted(requestID: id)
     }
 

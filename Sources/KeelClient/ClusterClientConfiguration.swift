@@ -61,6 +61,8 @@ public struct ClusterClientConfiguration: Sendable {
     public var responseTimeoutNanos: Int64
     /// A keep-alive goes out when nothing else was sent on an open session for this long.
     public var keepAliveIntervalNanos: Int64
+    /// Answers the cluster authenticator's challenges (nil: a challenge fails the client).
+    public var challengeResponder: (@Sendable ([UInt8]) -> [UInt8])?
 
     public init(
         members: [ClusterMemberAddress],

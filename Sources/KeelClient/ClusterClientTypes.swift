@@ -16,6 +16,13 @@ public enum ClusterClientError: Error, Sendable, Equatable, CustomStringConverti
     case cancelled
     /// The payload is larger than the client's outstanding buffer can ever hold.
     case payloadTooLarge(bytes: Int, maximum: Int)
+    /// The cluster closed the session (timed out, closed by the service, …). Requests still
+    /// outstanding may or may not have been applied; none will be applied later.
+    case sessionClosed(SessionCloseReason, outstandingRequests: Int)
+    /// The cluster and the client disagree about the session's sequence (a client bug).
+    case sequenceOutOfOrder(requestID: Int64, sequence: Int64, expected: Int64)
+    /// The request was applied before (a retry), but its response is no longer available (`send`).
+    case responseNoLongerAvailable(requestID: Int64)
 
     public var description: String {
         switch self {
@@ -28,6 +35,11 @@ public enum ClusterClientError: Error, Sendable, Equatable, CustomStringConverti
         case .closed: "the client is closed"
         case .cancelled: "cancelled while waiting for a response"
         case .payloadTooLarge(let bytes, let maximum): "payload of \(bytes) bytes exceeds the limit of \(maximum)"
+        case .sessionClosed(let reason, let outstanding):
+            "session \(reason) (\(outstanding) requests outstanding, each applied at most once)"
+        case .sequenceOutOfOrder(let id, let sequence, let expected):
+            "request \(id): sequence \(sequence) out of order, the cluster expects \(expected)"
+        case .responseNoLongerAvailable(let id): "request \(id) was applied, but its response is no longer available"
         }
     }
 }
@@ -76,4 +88,15 @@ public struct ClusterResponse {
     public let timestamp: ClusterTime
     /// The service's bytes (valid only inside the handler).
     public let payload: UnsafeRawBufferPointer
+    /// Set when this is not the service's answer but the cluster's: the request was applied
+    /// before, and its response has left the session's response window.
+    public let rejection: RequestRejection?
+
+    public init(requestID: Int64, sessionID: Int64, timestamp: ClusterTime, payload: UnsafeRawBufferPointer, rejection: RequestRejection? = nil) {
+        self.requestID = requestID
+        self.sessionID = sessionID
+        self.timestamp = timestamp
+        self.payload = payload
+        self.rejection = rejection
+    }
 }

@@ -32,9 +32,15 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
     private let consensusRing: Ring
     private let serviceRing: Ring
     private var startupSignal = false
+    /// Who may open sessions and administer (default: everyone).
+    public let authenticator: any Authenticator
 
     /// A node (not started). Throws when io_uring rings cannot be created (see `start` for the probe).
-    public init(configuration: ClusterConfiguration, directory: String, service: Service, threading: Threading = .separate) throws {
+    public init(
+        configuration: ClusterConfiguration, directory: String, service: Service, threading: Threading = .separate,
+        authenticator: any Authenticator = AcceptAllAuthenticator()
+    ) throws {
+        self.authenticator = authenticator
         do { try IOUringProbe.check() } catch { throw ConfigurationError("io_uring unavailable: \(error.message)") }
         self.configuration = configuration
         self.directoryPath = directory
@@ -56,7 +62,7 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         let startup = NodeStartup()
         let host = ConsensusHost(
             configuration: configuration, directory: directoryPath, ring: consensusRing, shared: shared, egress: egress, startup: startup,
-            sharedService: threading == .shared ? service : nil)
+            sharedService: threading == .shared ? service : nil, authenticator: authenticator)
         let idle = KernelWaitIdleStrategy(ring: consensusRing, timeoutNanos: 1_000_000)
         // Safe because: the host, its idle strategy and the ring they share move to the new thread
         // together and this thread never touches them again (it keeps only the Sendable waker).
@@ -67,7 +73,9 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         let reader = try startup.wait()
         startupSignal = startup.signalDuringStartup.load(ordering: .acquiring)
         if threading == .separate {
-            let agent = ServiceAgent(service: service, memberID: configuration.selfID, reader: reader, shared: shared, egress: egress)
+            let agent = ServiceAgent(
+                service: service, memberID: configuration.selfID, reader: reader, shared: shared, egress: egress,
+                responseWindow: configuration.responseWindow)
             let serviceIdle = KernelWaitIdleStrategy(ring: serviceRing, timeoutNanos: 1_000_000)
             // Safe because: as above, the service agent and its ring move to their thread for good.
             nonisolated(unsafe) let serviceDuty = AgentDuty(agent: agent, idleStrategy: serviceIdle)

@@ -16,6 +16,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
     let egress: EgressQueue
     let startup: NodeStartup
     var sharedService: Service?
+    let authenticator: any Authenticator
     var consensus: ConsensusAgent<IOUringStorage, IOUringTransport, SystemClock>?
     var service: ServiceAgent<Service>?
     var countersFile: CountersFile?
@@ -23,8 +24,9 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
 
     init(
         configuration: ClusterConfiguration, directory: String, ring: Ring, shared: SharedNodeState, egress: EgressQueue,
-        startup: NodeStartup, sharedService: Service?
+        startup: NodeStartup, sharedService: Service?, authenticator: any Authenticator
     ) {
+        self.authenticator = authenticator
         self.roleName = sharedService == nil ? "consensus" : "node"
         self.configuration = configuration
         self.directory = directory
@@ -42,6 +44,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             let agent = try ConsensusAgent(
                 configuration: configuration, storage: storage, transport: transport, clock: SystemClock(), shared: shared,
                 egress: egress, bootID: currentBootID())
+            agent.authenticator = authenticator
             agent.eventHandler = { printToStandardError("keel node \(agent.configuration.selfID.rawValue): \($0)") }
             if let file = try? CountersFile.create(directory: directory), let writer = file.writer {
                 countersFile = file
@@ -58,7 +61,8 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             consensus = agent
             if let sharedService = sharedService.take() {
                 let serviceAgent = ServiceAgent(
-                    service: sharedService, memberID: configuration.selfID, reader: agent.committedReader, shared: shared, egress: egress)
+                    service: sharedService, memberID: configuration.selfID, reader: agent.committedReader, shared: shared, egress: egress,
+                    responseWindow: configuration.responseWindow)
                 try serviceAgent.onStart()
                 service = serviceAgent
             }

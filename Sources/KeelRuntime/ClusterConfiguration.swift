@@ -80,6 +80,12 @@ public struct ClusterConfiguration: Sendable {
     public var heartbeatIntervalNanos: Int64 = 50_000_000
     /// Most client connections served at once.
     public var maxClientConnections = 128
+    /// The leader closes (reason: timeout) a session it has heard nothing from — no request, no
+    /// keep-alive — for this long, in cluster time; a new leader gives every session this long
+    /// again from when it is ready.
+    public var sessionTimeoutNanos: Int64 = 10_000_000_000
+    /// How much of each session's responses every replica keeps for retried requests.
+    public var responseWindow = ResponseWindowLimits()
     /// Where this member connects to reach a member, when not at its listed address (e.g. through
     /// a fault proxy on that one link). Local to this member: not part of the digest.
     public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]

@@ -9,18 +9,30 @@ extension ConsensusAgent {
     func handleClientFrame(_ message: WireMessage, on connection: PeerConnection) {
         switch message {
         case .connect(let frame):
-            connect(correlationID: frame.correlationID, on: connection)
+            guard redirectUnlessLeader(frame.correlationID, on: connection) else { return }
+            authenticate(correlationID: frame.correlationID, credentials: frame.credentials, reattach: nil, on: connection)
+        case .reattach(let frame):
+            guard redirectUnlessLeader(frame.correlationID, on: connection) else { return }
+            authenticate(
+                correlationID: frame.correlationID, credentials: frame.credentials, reattach: (frame.sessionID, frame.secret), on: connection)
+        case .challengeResponse(let frame):
+            challengeAnswered(frame, on: connection)
         case .request(let frame):
             guard ownsSession(frame.sessionID, connection) else { return }
             guard ingress.add(type: .sessionMessage, sessionID: frame.sessionID, correlationID: frame.sequence, payload: frame.payload) else {
                 close(connection, reason: "request of \(frame.payload.count) bytes exceeds the ingress batch")
                 return
             }
+            sessionState.lastHeardNanos[frame.sessionID] = clusterNowNanos()
         case .keepAlive(let frame):
-            _ = ownsSession(frame.sessionID, connection)
+            guard ownsSession(frame.sessionID, connection) else { return }
+            sessionState.lastHeardNanos[frame.sessionID] = clusterNowNanos()
         case .close(let frame):
             guard ownsSession(frame.sessionID, connection) else { return }
-            closeSession(frame.sessionID, connection: connection)
+            // The connection keeps the session until the close entry is applied, to hear session-closed.
+            appendClose(frame.sessionID, reason: .clientClosed)
+        case .adminRequest(let frame):
+            answerAdmin(frame, on: connection)
         default:
             close(connection, reason: "unexpected \(message.type) from a client")
         }
@@ -34,53 +46,43 @@ extension ConsensusAgent {
         return true
     }
 
-    private func connect(correlationID: Int64, on connection: PeerConnection) {
-        guard core.role == .leader else {
-            if let leader = core.leaderID, leader != configuration.selfID, let endpoint = configuration.endpoint(of: leader) {
-                let host = Array(endpoint.host.utf8)
-                let length = host.withUnsafeBytes { bytes in
-                    RedirectFrame.encode(
-                        into: scratch, correlationID: correlationID, leaderTerm: core.term, leaderMemberID: leader, host: bytes,
-                        port: endpoint.clientPort)
-                }
-                enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
-            } else {
-                let detail = Array("member \(configuration.selfID.rawValue) knows no leader yet (term \(core.term.rawValue)); retry".utf8)
-                let length = detail.withUnsafeBytes { text in
-                    ConnectRejectedFrame.encode(into: scratch, correlationID: correlationID, reason: .noLeader, detail: text)
-                }
-                enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+    /// A follower answers a connect or reattach with a redirect (or "no leader"); true on the leader.
+    private func redirectUnlessLeader(_ correlationID: Int64, on connection: PeerConnection) -> Bool {
+        guard core.role != .leader else { return true }
+        if let leader = core.leaderID, leader != configuration.selfID, let endpoint = configuration.endpoint(of: leader) {
+            let host = Array(endpoint.host.utf8)
+            let length = host.withUnsafeBytes { bytes in
+                RedirectFrame.encode(
+                    into: scratch, correlationID: correlationID, leaderTerm: core.term, leaderMemberID: leader, host: bytes,
+                    port: endpoint.clientPort)
             }
+            enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
             connection.closeAfterFlush = true
-            return
+        } else {
+            reject(correlationID, .noLeader, "member \(configuration.selfID.rawValue) knows no leader yet (term \(core.term.rawValue)); retry", on: connection)
         }
-        // Unique across leaders: one leader per term, and the counter restarts with each term.
-        let sessionID = core.term.rawValue << 32 | nextSessionCounter
-        guard ingress.add(type: .sessionOpen, sessionID: sessionID, correlationID: correlationID, payload: UnsafeRawBufferPointer(start: nil, count: 0)) else {
-            close(connection, reason: "ingress batch full")
-            return
-        }
-        nextSessionCounter += 1
-        sessions[sessionID] = connection
-        connection.sessionIDs.append(sessionID)
-        let length = ConnectAcceptedFrame.encode(into: scratch, correlationID: correlationID, leaderTerm: core.term, leaderMemberID: configuration.selfID)
+        return false
+    }
+
+    /// Admin requests need a connection authenticated as a principal the authenticator lets
+    /// administer. None is served yet (the admin tool's issue adds them): the authorised get
+    /// `unsupported`, the others `unauthorised`.
+    private func answerAdmin(_ frame: AdminRequestFrame, on connection: PeerConnection) {
+        let authorised = connection.principal.map { authenticator.mayAdminister(principal: $0) } ?? false
+        let length = AdminResponseFrame.encode(
+            into: scratch, correlationID: frame.correlationID, requestType: frame.requestType, status: authorised ? .unsupported : .unauthorised,
+            body: UnsafeRawBufferPointer(start: nil, count: 0))
         enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
     }
 
-    private func closeSession(_ sessionID: Int64, connection: PeerConnection) {
-        sessions.removeValue(forKey: sessionID)
-        connection.sessionIDs.removeAll { $0 == sessionID }
-        if core.role == .leader {
-            _ = ingress.add(type: .sessionClose, sessionID: sessionID, correlationID: 1, payload: UnsafeRawBufferPointer(start: nil, count: 0))
-        }
-    }
-
-    /// A client connection ended: its sessions close (as log entries, on the leader).
+    /// A client connection ended: its sessions stay open (the client may reattach, here or to the
+    /// next leader) until they close or time out; only the routing goes.
     func clientClosed(_ connection: PeerConnection) {
         for sessionID in connection.sessionIDs where sessions[sessionID] === connection {
-            closeSession(sessionID, connection: connection)
+            sessions.removeValue(forKey: sessionID)
         }
         connection.sessionIDs.removeAll()
+        connection.pendingAuthentication = nil
     }
 
     /// Sends the service's egress to the clients (leader only; a follower's is discarded). Stops at
@@ -89,6 +91,12 @@ extension ConsensusAgent {
         var work = 0
         while let record = egress.peek() {
             defer { work += 1 }
+            if record.kind == .closeSession {
+                // Not bound to a connection: the service closes sessions whether or not their client is here.
+                appendClose(record.sessionID, reason: .closedByService)
+                egress.release()
+                continue
+            }
             guard core.role == .leader, let connection = sessions[record.sessionID], !connection.isClosed else {
                 egress.release()
                 continue
@@ -96,28 +104,43 @@ extension ConsensusAgent {
             let needed = ResponseFrame.fixedBytes + record.payload.count
             guard connection.sendQueue.freeBytes >= needed else { return work }
             switch record.kind {
-            case .response:
+            case .response, .resentResponse:
+                let resent = record.kind == .resentResponse
                 if let space = connection.sendQueue.reserve(needed) {
-                    _ = ResponseFrame.encode(into: space, sessionID: record.sessionID, sequence: record.correlation, timestamp: record.timestamp, payload: record.payload)
+                    _ = ResponseFrame.encode(
+                        into: space, sessionID: record.sessionID, sequence: record.correlation, timestamp: record.timestamp, payload: record.payload,
+                        resent: resent)
                     connection.sendQueue.commitReserved(needed, nowNanos: nowNanos)
                 } else {
                     let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: needed, alignment: 8)
-                    _ = ResponseFrame.encode(into: frame, sessionID: record.sessionID, sequence: record.correlation, timestamp: record.timestamp, payload: record.payload)
+                    _ = ResponseFrame.encode(
+                        into: frame, sessionID: record.sessionID, sequence: record.correlation, timestamp: record.timestamp, payload: record.payload,
+                        resent: resent)
                     enqueue(UnsafeRawBufferPointer(frame), on: connection)
                     frame.deallocate()
                 }
                 counters?.framesOut.increment()
             case .sessionOpened:
-                let length = SessionOpenedFrame.encode(into: scratch, correlationID: record.correlation, sessionID: record.sessionID, timestamp: record.timestamp, secret: 0)
+                let secret = sessionState.committed[record.sessionID]?.secret ?? 0
+                let length = SessionOpenedFrame.encode(
+                    into: scratch, correlationID: record.correlation, sessionID: record.sessionID, timestamp: record.timestamp, secret: secret)
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
             case .sessionClosed:
                 let reason = SessionCloseReason(rawValue: UInt16(truncatingIfNeeded: record.correlation)) ?? .clientClosed
                 let length = SessionClosedFrame.encode(into: scratch, sessionID: record.sessionID, timestamp: record.timestamp, reason: reason)
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
-                // A close the client did not ask for (the service's, a timeout's): forget the session here too.
                 sessions.removeValue(forKey: record.sessionID)
                 connection.sessionIDs.removeAll { $0 == record.sessionID }
-            case .padding:
+            case .requestRejected:
+                let expected = record.payload.loadUnaligned(fromByteOffset: 0, as: Int64.self)
+                let reason = RequestRejection(rawValue: record.payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self)) ?? .sequenceOutOfOrder
+                let detail = Array("request \(record.correlation) of session \(record.sessionID): \(reason); the session expects \(expected)".utf8)
+                let length = detail.withUnsafeBytes {
+                    RequestRejectedFrame.encode(
+                        into: scratch, sessionID: record.sessionID, sequence: record.correlation, expectedSequence: expected, reason: reason, detail: $0)
+                }
+                enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+            case .closeSession, .padding:
                 break
             }
             egress.release()

@@ -75,8 +75,14 @@ extension ConsensusAgent {
     private func appendServiceCloses() -> Int {
         var work = 0
         for (id, appended) in serviceCloseRequests where !appended {
+            // One close entry per session, whoever asks (a timeout or the client may have appended it).
+            guard !sessionState.closing.contains(id) else {
+                serviceCloseRequests[id] = true
+                continue
+            }
             let reason = Int64(CloseReason.closedByService.rawValue)
             guard ingress.add(type: .sessionClose, sessionID: id, correlationID: reason, payload: UnsafeRawBufferPointer(start: nil, count: 0)) else { break }
+            sessionState.closing.insert(id)
             serviceCloseRequests[id] = true
             work += 1
         }

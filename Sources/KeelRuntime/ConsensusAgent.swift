@@ -31,6 +31,11 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     public var counters: NodeCounters?
     /// Where errors go (the node's distinct-error log and its error counters), if one is in use.
     public var errorReporter: ErrorReporter?
+    /// Consulted on every connect and reattach (set before `onStart`). Default: accept all.
+    public var authenticator: any Authenticator = AcceptAllAuthenticator()
+    /// Issues session secrets (leader only; the secret travels in the open entry). The system's
+    /// generator, or a seeded one when the agent was given a seed (simulation).
+    var secretSource: () -> UInt64
 
     let transport: T
     let clock: C
@@ -59,6 +64,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var sessions: [Int64: PeerConnection] = [:]
     var nextSessionCounter: Int64 = 1
     var lastClusterTime: ClusterTime = .zero
+    var sessionState = ConsensusSessions()
 
     // Replicated state learnt from the service agent (every member), acted on by the leader.
     var timers = ConsensusTimers()
@@ -117,6 +123,15 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         raft.windowBytesMax = 4 << 20
         raft.appendBytesMax = 1 << 20
         let random = SeededRandom(seed: seed ?? (UInt64(bitPattern: clock.epochNanos()) ^ UInt64(configuration.selfID.rawValue) &* 0x9E37_79B9))
+        if let seed {
+            var secrets = SeededRandom(seed: seed ^ 0x5EC2_E75E_C2E7_5EC2)
+            secretSource = { secrets.next() }
+        } else {
+            secretSource = {
+                var system = SystemRandomNumberGenerator()
+                return system.next()
+            }
+        }
         core = RaftCore(
             configuration: raft, hardState: hardState, termIndex: termIndex, persistedPosition: log.durablePosition,
             bootID: bootID, random: random, nowNanos: clock.monotonicNanos())
@@ -182,6 +197,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             connectToPeers()
         }
         work += publishCommit()
+        work += scanForTimeouts(nowNanos: nowNanos)
         work += drainEgress()
         work += flushSends()
         return work
@@ -274,6 +290,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             needsLeaderTimerScan = true
             for id in Array(serviceCloseRequests.keys) { serviceCloseRequests[id] = false }
         }
+        if (role == .leader) != wasLeader { sessionsOnRoleChange(isLeader: role == .leader) }
     }
 
     /// Tells the core what the log made durable (durable mode) or wrote (replicated mode).
@@ -292,6 +309,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         counters?.appendPosition.set(log.appendedPosition.rawValue)
         let target = min(core.commitPosition, log.appendedPosition)
         guard target > publishedCommit else { return 0 }
+        foldCommittedSessions(upTo: target)
         publishedCommit = target
         shared.commitPosition.store(target.rawValue, ordering: .releasing)
         counters?.commitPosition.set(target.rawValue)

@@ -12,6 +12,13 @@ public enum EgressKind: UInt8, Sendable {
     case sessionOpened = 2
     /// The session's close entry was applied.
     case sessionClosed = 3
+    /// A response sent again from the session's window (a retried request); correlation = its sequence.
+    case resentResponse = 4
+    /// A request was not applied (correlation = its sequence); the payload is
+    /// `| expectedSequence i64 | RequestRejection u16 |`.
+    case requestRejected = 5
+    /// The service asks to close the session (the leader appends the close entry).
+    case closeSession = 6
 }
 
 /// One record taken from the egress queue; `payload` is valid until `EgressQueue.release`.
@@ -118,6 +125,9 @@ public final class EgressQueue: @unchecked Sendable {
         let length = Int(buffer.load(fromByteOffset: offset, as: UInt32.self))
         head.store(position + ((length + 7) & ~7), ordering: .releasing)
     }
+
+    /// Producer: bytes free now (the consumer may free more at any time).
+    public var freeBytes: Int { capacityBytes - (tail.load(ordering: .relaxed) - head.load(ordering: .acquiring)) }
 
     /// True when nothing is queued (either side may ask).
     public var isEmpty: Bool { head.load(ordering: .acquiring) == tail.load(ordering: .acquiring) }

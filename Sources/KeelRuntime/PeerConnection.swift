@@ -34,8 +34,12 @@ final class PeerConnection {
     var closeAfterFlush = false
     /// Client: frames left in the decoder because the ingress batch was full.
     var hasUndrainedFrames = false
-    /// Client: sessions opened through this connection.
+    /// Client: sessions routed to this connection (opened or reattached through it).
     var sessionIDs: [Int64] = []
+    /// Client: who the authenticator said it is, once it accepted the connection.
+    var principal: [UInt8]?
+    /// Client: a connect or reattach waiting for the answer to a challenge.
+    var pendingAuthentication: PendingAuthentication?
 
     init(id: ConnectionID, kind: Kind, serial: UInt64, maxFrameBytes: Int, sendQueueBytes: Int, connected: Bool) {
         self.id = id

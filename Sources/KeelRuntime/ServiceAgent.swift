@@ -1,6 +1,7 @@
 import KeelCore
 import KeelLog
 import KeelService
+import KeelWire
 
 /// The service agent (DESIGN.md decision 8): reads committed entries straight from the mapped log,
 /// in order, up to the commit position the consensus agent publishes (acquire), and calls the
@@ -24,6 +25,11 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// Requests the queue had no room for, sent first next time (the agent applies nothing new
     /// until they are out, so at most one entry's requests wait here).
     var overflow: [ServiceRequest] = []
+    /// The replicated session state: sequences and response windows (snapshots serialise it).
+    public private(set) var sessionTable: SessionTable
+    /// Leader: responses not sent because the egress queue was full (they stay in the window, so a
+    /// retry of the request still gets them).
+    public private(set) var responsesDroppedEgressFull: Int64 = 0
     /// Every entry below this position has been applied.
     public private(set) var appliedPosition: LogPosition
     var lastRole: ClusterRole?
@@ -33,8 +39,12 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     var wakeConsensus = false
 
     /// A service agent reading `reader` from `startPosition` (the log start, without snapshots).
-    public init(service: Service, memberID: MemberID, reader: LogReader, shared: SharedNodeState, egress: EgressQueue, startPosition: LogPosition = .zero) {
+    public init(
+        service: Service, memberID: MemberID, reader: LogReader, shared: SharedNodeState, egress: EgressQueue,
+        startPosition: LogPosition = .zero, responseWindow: ResponseWindowLimits = ResponseWindowLimits()
+    ) {
         self.service = service
+        self.sessionTable = SessionTable(limits: responseWindow)
         self.cluster = Cluster(memberId: memberID)
         self.reader = reader
         self.shared = shared
@@ -62,10 +72,13 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         let commit = LogPosition(shared.commitPosition.load(ordering: .acquiring))
         guard commit > appliedPosition else { return work }
         var applied: Int64 = 0
+        // The leader stops applying while its egress queue is nearly full (followers' egress is
+        // suppressed): replicated state never depends on it, only when responses go out.
+        let egressReserveBytes = egress.capacityBytes / 4
         appliedPosition = reader.forEachFrame(from: appliedPosition, limit: commit) { frame in
             apply(frame)
             applied += 1
-            return overflow.isEmpty
+            return overflow.isEmpty && (shared.currentRole != .leader || egress.freeBytes >= egressReserveBytes)
         }
         send(.applied(upTo: appliedPosition))
         shared.appliedPosition.store(appliedPosition.rawValue, ordering: .releasing)
@@ -88,20 +101,18 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         defer { cluster.isApplyingEntry = false }
         switch frame.type {
         case .sessionOpen:
-            let session = ClientSession(id: frame.sessionID, egress: self)
+            let opening = SessionOpenEntry.decode(frame.payload) ?? (secret: 0, principal: [])
+            guard sessionTable.open(id: frame.sessionID, secret: opening.secret, principal: opening.principal, timestamp: frame.timestamp)
+            else { return }
+            let session = ClientSession(id: frame.sessionID, principal: opening.principal, egress: self)
             sessions[frame.sessionID] = session
             session.currentTimestamp = frame.timestamp
             service.onSessionOpen(session, timestamp: frame.timestamp)
             emit(.sessionOpened, sessionID: frame.sessionID, correlation: frame.correlationID, timestamp: frame.timestamp)
         case .sessionMessage:
-            guard let session = sessions[frame.sessionID] else { return }
-            session.currentSequence = frame.correlationID
-            session.currentTimestamp = frame.timestamp
-            service.onSessionMessage(session, timestamp: frame.timestamp, message: frame.payload)
-            session.currentSequence = 0
-            shared.messagesApplied.add(1, ordering: .relaxed)
+            applyRequest(frame)
         case .sessionClose:
-            guard let session = sessions.removeValue(forKey: frame.sessionID) else { return }
+            guard sessionTable.close(id: frame.sessionID) != nil, let session = sessions.removeValue(forKey: frame.sessionID) else { return }
             session.isOpen = false
             send(.sessionClosed(sessionId: frame.sessionID))
             let reason = CloseReason(rawValue: UInt16(truncatingIfNeeded: frame.correlationID)) ?? .clientClosed
@@ -123,6 +134,46 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         timersFired += 1
         send(.timerFired(correlationId: id, sequence: event.sequence))
         service.onTimerEvent(correlationId: id, timestamp: frame.timestamp)
+    }
+
+    /// A request, exactly once: the session table decides, in log order, whether it is the next
+    /// one (applied), a retry (its responses re-sent from the window), or neither (an error to the
+    /// client). Only the first goes to the service.
+    private func applyRequest(_ frame: LogFrameView) {
+        let sequence = frame.correlationID
+        switch sessionTable.admit(sessionID: frame.sessionID, sequence: sequence, timestamp: frame.timestamp) {
+        case .apply:
+            guard let session = sessions[frame.sessionID] else { return }
+            session.currentSequence = sequence
+            session.currentTimestamp = frame.timestamp
+            service.onSessionMessage(session, timestamp: frame.timestamp, message: frame.payload)
+            session.currentSequence = 0
+            shared.messagesApplied.add(1, ordering: .relaxed)
+        case .duplicate:
+            guard shared.currentRole == .leader else { return }
+            sessionTable[frame.sessionID]?.window.forEachResponse(of: sequence) { timestamp, payload in
+                if !egress.offer(kind: .resentResponse, sessionID: frame.sessionID, correlation: sequence, timestamp: timestamp, payload: payload) {
+                    responsesDroppedEgressFull += 1
+                }
+            }
+        case .responseNoLongerAvailable(let expected):
+            reject(frame, expected: expected, reason: .responseNoLongerAvailable)
+        case .outOfOrder(let expected):
+            reject(frame, expected: expected, reason: .sequenceOutOfOrder)
+        case .unknownSession:
+            break
+        }
+    }
+
+    private func reject(_ frame: LogFrameView, expected: Int64, reason: RequestRejection) {
+        guard shared.currentRole == .leader else { return }
+        withUnsafeTemporaryAllocation(byteCount: 10, alignment: 8) { payload in
+            payload.storeBytes(of: expected, toByteOffset: 0, as: Int64.self)
+            payload.storeBytes(of: reason.rawValue, toByteOffset: 8, as: UInt16.self)
+            _ = egress.offer(
+                kind: .requestRejected, sessionID: frame.sessionID, correlation: frame.correlationID, timestamp: frame.timestamp,
+                payload: UnsafeRawBufferPointer(payload))
+        }
     }
 
     private func emit(_ kind: EgressKind, sessionID: Int64, correlation: Int64, timestamp: ClusterTime) {
@@ -149,11 +200,24 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
 
     // MARK: SessionEgress
 
-    /// Queues a response for the consensus agent; suppressed on followers.
+    /// `SessionEgress`: a response to the request being applied is kept in the session's window
+    /// on every replica (the same on all), then queued for the consensus agent on the leader only.
+    /// A response the leader's full queue cannot take is dropped from the wire, not from the
+    /// window: `.accepted` either way, so replicas stay alike. Unsolicited messages (sequence 0)
+    /// are not kept and report back-pressure.
     public func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult {
-        guard shared.currentRole == .leader else { return .accepted }
         guard message.count <= egress.maxPayloadBytes else { return .tooLarge }
-        return egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) ? .accepted : .backPressured
+        if sequence > 0 { sessionTable.recordResponse(sessionID: sessionId, sequence: sequence, timestamp: timestamp, payload: message) }
+        guard shared.currentRole == .leader else { return .accepted }
+        if egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) { return .accepted }
+        guard sequence > 0 else { return .backPressured }
+        responsesDroppedEgressFull += 1
+        return .accepted
+    }
+
+    /// `SessionEgress`: the same as `Cluster.closeSession(id:)`.
+    public func requestClose(sessionId: Int64) -> Bool {
+        closeSession(id: sessionId)
     }
 
     // MARK: ClusterControl

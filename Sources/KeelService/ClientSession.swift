@@ -19,6 +19,16 @@ public protocol SessionEgress: AnyObject {
     /// Offers `message` for `sessionId`, answering request `sequence` (0 when unsolicited), stamped
     /// with `timestamp`.
     func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult
+
+    /// Asks the cluster to close session `sessionId` (reason: closed by the service). The leader
+    /// appends the close entry; the session closes, on every replica, when that entry is applied
+    /// (`onSessionClose` follows). False when the session is not open.
+    func requestClose(sessionId: Int64) -> Bool
+}
+
+extension SessionEgress {
+    /// For egress that cannot close sessions (tests collecting responses): nothing is closed.
+    public func requestClose(sessionId: Int64) -> Bool { false }
 }
 
 /// One client's session with the cluster: lives in the replicated state, so every replica has the
@@ -26,6 +36,9 @@ public protocol SessionEgress: AnyObject {
 public final class ClientSession {
     /// The session's id, unique in the cluster.
     public let id: Int64
+    /// Who the client is, as the node's `Authenticator` named it when the session opened (empty
+    /// with the default accept-all authenticator). The same on every replica (it is in the log).
+    public let principal: [UInt8]
     /// False once the session's close entry was applied.
     public package(set) var isOpen = true
     /// The request being applied (0 outside `onSessionMessage`): offers answer it.
@@ -35,10 +48,22 @@ public final class ClientSession {
     private unowned let egress: any SessionEgress
 
     /// A session (made by the runtime).
-    public init(id: Int64, egress: any SessionEgress) {
+    public init(id: Int64, principal: [UInt8] = [], egress: any SessionEgress) {
         precondition(id >= 1, "session ids start at 1")
         self.id = id
+        self.principal = principal
         self.egress = egress
+    }
+
+    /// The principal as text (the shared-secret authenticator's principals are UTF-8 names).
+    public var principalName: String { String(decoding: principal, as: UTF8.self) }
+
+    /// Asks the cluster to close this session (reason: closed by the service); it closes when the
+    /// close entry is applied, on every replica alike. False when already closed.
+    @discardableResult
+    public func close() -> Bool {
+        guard isOpen else { return false }
+        return egress.requestClose(sessionId: id)
     }
 
     /// Sends `message` to the client (egress). On a follower the message is suppressed and

@@ -36,6 +36,8 @@ public enum AdminStatus: UInt16, Sendable, CaseIterable, CustomStringConvertible
     case notLeader = 2
     /// This member does not support the request.
     case unsupported = 3
+    /// The connection's principal may not send admin requests.
+    case unauthorised = 4
 
     public var description: String {
         switch self {
@@ -43,6 +45,7 @@ public enum AdminStatus: UInt16, Sendable, CaseIterable, CustomStringConvertible
         case .failed: "failed"
         case .notLeader: "not leader"
         case .unsupported: "unsupported"
+        case .unauthorised: "unauthorised"
         }
     }
 }
@@ -116,7 +119,7 @@ public struct AdminRequestFrame {
 ///     +---------------+---------------+---------------+---------------+
 ///  24 |               body: bodyLen ≤ 1024 opaque bytes             ...
 ///     +---------------------------------------------------------------+
-/// status: 0 ok, 1 failed, 2 not leader, 3 unsupported. length = 24 + bodyLen.
+/// status: 0 ok, 1 failed, 2 not leader, 3 unsupported, 4 unauthorised. length = 24 + bodyLen.
 /// ```
 public struct AdminResponseFrame {
     public let bytes: UnsafeRawBufferPointer

@@ -184,11 +184,13 @@ public struct RequestFrame {
 }
 
 /// Leader → client: a message from the service to a session (egress), usually a request's response.
+/// Flag bit 0 (`resent`) marks a response sent again from the session's response window because
+/// its request was retried; a client that already has the request's responses drops it.
 ///
 /// ```
 ///         0       1       2       3       4       5       6       7
 ///     +-------+-------+-------+-------+-------+-------+-------+-------+
-///   0 |         length (u32)          |version| 0x08  |   flags = 0   |
+///   0 |         length (u32)          |version| 0x08  |     flags     |
 ///     +-------+-------+-------+-------+-------+-------+-------+-------+
 ///   8 |                      sessionID (i64, ≥ 1)                     |
 ///     +---------------------------------------------------------------+
@@ -207,7 +209,7 @@ public struct ResponseFrame {
 
     /// Inbound decoder.
     public init(validating frame: UnsafeRawBufferPointer) throws(WireRejection) {
-        _ = try FrameCheck.header(frame, expected: .response, minimumLength: Self.fixedBytes)
+        _ = try FrameCheck.header(frame, expected: .response, minimumLength: Self.fixedBytes, allowedFlags: Self.resentFlag)
         let session = frame.wireInt64(at: 8)
         try FrameCheck.require(session >= 1, "sessionID", session)
         try FrameCheck.nonNegative(frame.wireInt64(at: 16), "sequence")
@@ -218,8 +220,12 @@ public struct ResponseFrame {
     public var sessionID: Int64 { bytes.wireInt64(at: 8) }
     public var sequence: Int64 { bytes.wireInt64(at: 16) }
     public var timestamp: ClusterTime { ClusterTime(rawValue: bytes.wireInt64(at: 24)) }
+    /// Sent again from the response window (the request was retried).
+    public var isResent: Bool { bytes.wireLoad(UInt16.self, at: 6) & Self.resentFlag != 0 }
     /// The payload, in place.
     public var payload: UnsafeRawBufferPointer { bytes.wireSlice(at: Self.fixedBytes, count: bytes.count - Self.fixedBytes) }
+
+    static let resentFlag: UInt16 = 1
 
     /// The frame length for a payload of `payloadByteCount` bytes.
     public static func encodedLength(payloadByteCount: Int) -> Int { fixedBytes + payloadByteCount }
@@ -228,12 +234,12 @@ public struct ResponseFrame {
     @discardableResult
     public static func encode(
         into buffer: UnsafeMutableRawBufferPointer, sessionID: Int64, sequence: Int64, timestamp: ClusterTime,
-        payload: UnsafeRawBufferPointer
+        payload: UnsafeRawBufferPointer, resent: Bool = false
     ) -> Int {
         precondition(sessionID >= 1 && sequence >= 0 && timestamp.rawValue >= 0, "bad response identity")
         precondition(payload.count <= maxPayloadBytes, "response payload larger than one frame")
         let length = fixedBytes + payload.count
-        FrameHeader.write(into: buffer, length: length, type: .response)
+        FrameHeader.write(into: buffer, length: length, type: .response, flags: resent ? resentFlag : 0)
         buffer.wireStore(sessionID, at: 8)
         buffer.wireStore(sequence, at: 16)
         buffer.wireStore(timestamp.rawValue, at: 24)

@@ -66,10 +66,11 @@ func run(
     }
 
     /// The leader drops every connection on the 50th request (before answering it) and then only
-    /// says "no leader"; the next member leads. Everything unacknowledged is re-sent on a new
-    /// session, renumbered from 1, and every request gets exactly one response, in order.
+    /// says "no leader"; the next member leads. The client reattaches the same session there and
+    /// re-sends everything unacknowledged with its original sequence; every request gets exactly
+    /// one response, in order.
     @Test(.timeLimit(.minutes(1)))
-    func failoverOpensNewSessionAndResendsUnacknowledged() throws {
+    func failoverReattachesTheSessionAndResendsWithOriginalSequences() throws {
         let first = try FakeMember(.lead(MemberID(0), Term(1)), firstSessionID: 1)
         let second = try FakeMember(.lead(MemberID(1), Term(2)), firstSessionID: 100)
         first.dropAfterRequests = 50
@@ -86,11 +87,12 @@ func run(
         }
         #expect(responses == (1...Int64(total)).map { $0 })
         #expect(payloads == (0..<total).map(payload))
-        #expect(client.sessionsOpened == 2 && client.sessionID == 100 && client.leaderMemberID == MemberID(1))
+        #expect(client.sessionsOpened == 1 && client.reattachments == 1 && client.sessionID == 1 && client.leaderMemberID == MemberID(1))
+        #expect(second.reattachesSeen == 1 && second.received.allSatisfy { $0.sessionID == 1 })
         let answeredByFirst = first.received.count - 1
-        // The second leader saw exactly the unanswered requests, renumbered from sequence 1.
+        // The second leader saw exactly the unanswered requests, with their original sequences.
         #expect(second.received.map(\.payload) == (answeredByFirst..<total).map(payload))
-        #expect(second.received.map(\.sequence) == (1...Int64(total - answeredByFirst)).map { $0 })
+        #expect(second.received.map(\.sequence) == (Int64(answeredByFirst + 1)...Int64(total)).map { $0 })
         #expect(client.requestsResent >= 1)
     }
 
@@ -129,7 +131,7 @@ func run(
         try run(client, [silent, healthy], onResponse: { answer = Array($0.payload) }) { answer != nil }
         #expect(answer == payload(1))
         #expect(silent.received.count == 1 && healthy.received.count == 1)
-        #expect(client.sessionsOpened == 2 && client.sessionID == 7)
+        #expect(client.sessionsOpened == 1 && client.reattachments == 1 && client.sessionID == 1 && healthy.reattachesSeen == 1)
     }
 
     @Test(.timeLimit(.minutes(1)))

@@ -40,6 +40,8 @@ final class FakeMember {
     private var sendBuffers: [UInt64: UnsafeMutableRawBufferPointer] = [:]
     private var nextSendToken: UInt64 = 1
     private var nextSessionID: Int64
+    /// Reattach frames received.
+    private(set) var reattachesSeen = 0
     /// Every request received, in order.
     private(set) var received: [Received] = []
     private(set) var connectsSeen = 0
@@ -128,6 +130,11 @@ final class FakeMember {
         case .connect(let connect):
             connectsSeen += 1
             answerConnect(correlationID: connect.correlationID, peer: peer)
+        case .reattach(let reattach):
+            // A fake member takes any reattach: the session is the client's.
+            connectsSeen += 1
+            reattachesSeen += 1
+            answerConnect(correlationID: reattach.correlationID, peer: peer, reattaching: reattach.sessionID)
         case .request(let request):
             received.append(Received(sessionID: request.sessionID, sequence: request.sequence, payload: Array(request.payload)))
             if let limit = dropAfterRequests, received.count >= limit {
@@ -155,7 +162,7 @@ final class FakeMember {
         }
     }
 
-    private func answerConnect(correlationID: Int64, peer: Peer) {
+    private func answerConnect(correlationID: Int64, peer: Peer, reattaching: Int64? = nil) {
         switch behaviour {
         case .redirect(let leader, let host, let port):
             send(peer, capacity: 512) { buffer in
@@ -170,8 +177,8 @@ final class FakeMember {
                 }
             }
         case .lead(let id, let term), .silentLead(let id, let term):
-            let session = nextSessionID
-            nextSessionID += 1
+            let session = reattaching ?? nextSessionID
+            if reattaching == nil { nextSessionID += 1 }
             send(peer, capacity: 64) {
                 ConnectAcceptedFrame.encode(into: $0, correlationID: correlationID, leaderTerm: term, leaderMemberID: id)
             }

@@ -110,7 +110,8 @@ extension SimulatedClusterHarness where Service == EchoService {
 }
 
 /// A minimal client speaking the wire protocol over a simulated transport: connects, follows
-/// redirects, opens a session, sends numbered requests and collects the echoes.
+/// redirects, opens a session, sends numbered requests and collects the echoes; after losing the
+/// leader it reattaches the session and resends what is unanswered with the original sequences.
 final class SimulatedTestClient {
     let transport: SimulatedTransport
     let endpoints: [MemberEndpoint]
@@ -121,6 +122,12 @@ final class SimulatedTestClient {
     var sendBuffers: [UnsafeMutableRawBufferPointer] = []
     var receiving = false
     var sessionID: Int64?
+    var secret: UInt64 = 0
+    /// The session is open on the current connection.
+    var attached = false
+    /// Requests not yet answered, by sequence.
+    var unanswered: [(sequence: Int64, frame: [UInt8])] = []
+    var highestAnswered: Int64 = 0
     var nextSequence: Int64 = 1
     var target = 0
     var retryAtNanos: Int64 = 0
@@ -137,7 +144,7 @@ final class SimulatedTestClient {
 
     func start(at index: Int) {
         target = index
-        sessionID = nil
+        attached = false
         connected = false
         receiving = false
         decoder.reset()
@@ -158,8 +165,9 @@ final class SimulatedTestClient {
         frame.withUnsafeMutableBytes { buffer in
             payload.withUnsafeBytes { _ = RequestFrame.encode(into: buffer, sessionID: sessionID, sequence: nextSequence, payload: $0) }
         }
+        unanswered.append((nextSequence, frame))
         nextSequence += 1
-        send(frame)
+        if attached { send(frame) }
     }
 
     func poll() {
@@ -171,9 +179,13 @@ final class SimulatedTestClient {
             case 1:
                 guard completion.succeeded else { failed(); continue }
                 connected = true
-                var frame = [UInt8](repeating: 0, count: ConnectFrame.encodedLength(credentialsByteCount: 0))
-                frame.withUnsafeMutableBytes { _ = ConnectFrame.encode(into: $0, correlationID: 77, credentials: UnsafeRawBufferPointer(start: nil, count: 0)) }
-                send(frame)
+                let none = UnsafeRawBufferPointer(start: nil, count: 0)
+                var frame = [UInt8](repeating: 0, count: ReattachFrame.encodedLength(credentialsByteCount: 0))
+                let length = frame.withUnsafeMutableBytes { buffer in
+                    if let sessionID { ReattachFrame.encode(into: buffer, correlationID: 77, sessionID: sessionID, secret: secret, credentials: none) }
+                    else { ConnectFrame.encode(into: buffer, correlationID: 77, credentials: none) }
+                }
+                send(Array(frame[0..<length]))
                 postReceive()
             case 2:
                 receiving = false
@@ -197,7 +209,7 @@ final class SimulatedTestClient {
     private func failed() {
         if let connection { transport.close(connection) }
         connection = nil
-        sessionID = nil
+        attached = false
         target = (target + 1) % endpoints.count
         retryAtNanos = time.nowNanos + 50_000_000
     }
@@ -211,6 +223,7 @@ final class SimulatedTestClient {
                 let leader = Int(redirect.leaderMemberID.rawValue)
                 if let connection { transport.close(connection) }
                 connection = nil
+                attached = false
                 target = leader
                 retryAtNanos = time.nowNanos
                 return
@@ -219,7 +232,13 @@ final class SimulatedTestClient {
                 return
             case .sessionOpened(let opened):
                 sessionID = opened.sessionID
+                secret = opened.secret
+                attached = true
+                for request in unanswered { send(request.frame) }
             case .response(let response):
+                if response.isResent && response.sequence <= highestAnswered { continue }
+                highestAnswered = max(highestAnswered, response.sequence)
+                unanswered.removeAll { $0.sequence <= response.sequence }
                 responses.append((response.sequence, Array(response.payload)))
             default:
                 break

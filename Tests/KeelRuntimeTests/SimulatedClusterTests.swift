@@ -14,7 +14,7 @@ struct SimulatedClusterTests {
         #expect(try cluster.run(maxRounds: 5_000) { cluster.leaders.count == 1 }, "no leader within 5 s of virtual time")
         let client = SimulatedTestClient(network: cluster.network, endpoints: cluster.endpoints, time: cluster.time)
         client.start(at: 0)
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.sessionID != nil }, "no session opened")
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.attached }, "no session opened")
         for index in 0..<200 { client.request(Array("message \(index)".utf8)) }
         #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 200 }, "only \(client.responses.count) echoes")
         #expect(client.responses.map(\.sequence) == Array(1...200))
@@ -33,7 +33,7 @@ struct SimulatedClusterTests {
         #expect(try cluster.run(maxRounds: 5_000) { cluster.leaders.count == 1 })
         let client = SimulatedTestClient(network: cluster.network, endpoints: cluster.endpoints, time: cluster.time)
         client.start(at: 0)
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.sessionID != nil })
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.attached })
         for index in 0..<50 { client.request(Array("before \(index)".utf8)) }
         #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 50 })
         let oldLeader = cluster.leaders[0]
@@ -44,7 +44,7 @@ struct SimulatedClusterTests {
         let newLeader = cluster.leaders[0]
         #expect(newLeader != oldLeader)
         #expect(cluster.members[newLeader].consensus.term > oldTerm)
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.sessionID != nil && client.target == newLeader }, "client did not reopen a session on the new leader")
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.attached && client.target == newLeader }, "client did not reattach its session to the new leader")
         for index in 0..<50 { client.request(Array("after \(index)".utf8)) }
         #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 100 }, "only \(client.responses.count) echoes")
         let survivors = cluster.members.indices.filter { $0 != oldLeader }
@@ -58,7 +58,7 @@ struct SimulatedClusterTests {
         #expect(try cluster.run(maxRounds: 5_000) { cluster.leaders.count == 1 })
         let client = SimulatedTestClient(network: cluster.network, endpoints: cluster.endpoints, time: cluster.time)
         client.start(at: 0)
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.sessionID != nil })
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.attached })
         for index in 0..<50 { client.request(Array("before \(index)".utf8)) }
         #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 50 })
 
@@ -81,9 +81,10 @@ struct SimulatedClusterTests {
         // A new leader commits more in a higher term, over the positions the old leader's suffix holds.
         #expect(try cluster.run(maxRounds: 6_000, client: client) { cluster.leaders.count == 1 }, "no new leader")
         let newLeader = cluster.leaders[0]
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.sessionID != nil && client.target == newLeader })
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.attached && client.target == newLeader })
+        // Exactly-once: the client resends the 40 requests the old leader alone held; they are applied once.
         for index in 0..<60 { client.request(Array("after \(index) ".utf8) + Array(repeating: 0x61, count: 2_000)) }
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 110 }, "only \(client.responses.count) echoes")
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 150 }, "only \(client.responses.count) echoes")
         let leaderLog = cluster.members[newLeader].consensus.log
         let newTermStart = try #require(leaderLog.startOfTerm(cluster.members[newLeader].consensus.term))
         #expect(newTermStart < oldEnd && leaderLog.appendedPosition > oldEnd, "the new term must overwrite the old leader's suffix")
@@ -94,11 +95,11 @@ struct SimulatedClusterTests {
         #expect(restarted.consensus.log.appendedPosition == oldEnd)
         #expect(restarted.consensus.log.term(before: oldEnd) == oldTerm)
         for index in 0..<20 { client.request(Array("rejoined \(index)".utf8)) }
-        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 130 })
+        #expect(try cluster.run(maxRounds: 5_000, client: client) { client.responses.count == 170 })
         let converged = try cluster.run(maxRounds: 3_000) {
             let commits = Set(cluster.members.map { $0.shared.commitPosition.load(ordering: .acquiring) })
             let appends = Set(cluster.members.map { $0.consensus.log.appendedPosition })
-            return commits.count == 1 && appends.count == 1 && cluster.members.allSatisfy { $0.service.service.messagesApplied == 130 }
+            return commits.count == 1 && appends.count == 1 && cluster.members.allSatisfy { $0.service.service.messagesApplied == 170 }
         }
         let positions = cluster.members.map { ($0.consensus.commitPosition.rawValue, $0.consensus.log.appendedPosition.rawValue) }
         #expect(converged, "commit and append positions \(positions)\n\(cluster.events.suffix(20).joined(separator: "\n"))")
@@ -106,8 +107,13 @@ struct SimulatedClusterTests {
         // Every member holds the same committed entries (the durable-position field is each member's own).
         let commit = LogPosition(cluster.members[newLeader].shared.commitPosition.load(ordering: .acquiring))
         let logs = cluster.members.map { committedEntries(of: $0.consensus.log, upTo: commit) }
-        #expect(logs[0].count > 130 && logs[0] == logs[1] && logs[1] == logs[2])
-        #expect(!logs[oldLeader].contains { $0.payload.starts(with: Array("lost".utf8)) })
+        #expect(logs[0].count > 170 && logs[0] == logs[1] && logs[1] == logs[2])
+        // Each "lost" request is in the committed log once: resent by the client, not kept from the old suffix.
+        for index in 0..<40 {
+            let prefix = Array("lost \(index) ".utf8)
+            #expect(logs[oldLeader].filter { $0.payload.starts(with: prefix) }.count == 1, "lost \(index)")
+        }
+        #expect(Set(client.responses.map(\.sequence)).count == 170, "every request answered once")
         #expect(Set(cluster.members.map { $0.service.service.digest }).count == 1)
     }
 

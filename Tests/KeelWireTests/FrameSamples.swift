@@ -82,7 +82,7 @@ enum FrameSamples {
                 encoded(capacity: 32 + payload.count) {
                     ResponseFrame.encode(
                         into: $0, sessionID: int(positive), sequence: int(natural), timestamp: ClusterTime(nanosSinceEpoch: int(natural)),
-                        payload: payload)
+                        payload: payload, resent: bool())
                 }
             }
         case .keepAlive, .close:

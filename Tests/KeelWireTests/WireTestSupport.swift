@@ -63,7 +63,8 @@ func reencode(_ message: WireMessage) -> [UInt8] {
         encoded(capacity: f.bytes.count) { RequestFrame.encode(into: $0, sessionID: f.sessionID, sequence: f.sequence, payload: f.payload) }
     case .response(let f):
         encoded(capacity: f.bytes.count) {
-            ResponseFrame.encode(into: $0, sessionID: f.sessionID, sequence: f.sequence, timestamp: f.timestamp, payload: f.payload)
+            ResponseFrame.encode(
+                into: $0, sessionID: f.sessionID, sequence: f.sequence, timestamp: f.timestamp, payload: f.payload, resent: f.isResent)
         }
     case .keepAlive(let f), .close(let f):
         encoded { SessionSignalFrame.encode(into: $0, type: f.type, sessionID: f.sessionID) }

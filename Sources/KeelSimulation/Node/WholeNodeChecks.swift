@@ -114,8 +114,19 @@ final class WholeNodeChecks {
         }
     }
 
-    /// Same entries, same order, on every replica; every acknowledged key among them.
-    func finalCheck(acknowledged: [Int64]) {
+    /// Same entries, same order, on every replica; every acknowledged key among them; every key
+    /// applied once (exactly-once under retries, reattaches and crashes) unless the cluster closed
+    /// the session it was outstanding in; the same session table (sequences, windows) everywhere.
+    func finalCheck(acknowledged: [Int64], maybeAppliedTwice: Set<Int64>) {
+        for (key, positions) in positionsOfKey.sorted(by: { $0.key < $1.key }) where positions.count > 1 && !maybeAppliedTwice.contains(key) {
+            fail("exactly-once: key \(key) was applied \(positions.count) times (at positions \(positions))")
+            return
+        }
+        let tables = cluster.members.map(\.service.sessionTable)
+        for index in 1..<tables.count where tables[index] != tables[0] {
+            fail("m0 and m\(index) hold different session tables (\(tables[0].sessions.count) and \(tables[index].sessions.count) sessions)")
+            return
+        }
         let lists = cluster.members.map(\.recorder.applied)
         for index in 1..<lists.count where lists[index] != lists[0] {
             let first = lists[0].indices.first { $0 >= lists[index].count || lists[0][$0] != lists[index][$0] } ?? lists[0].count

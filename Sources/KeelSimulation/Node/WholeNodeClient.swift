@@ -3,8 +3,11 @@ import KeelRuntime
 import KeelWire
 
 /// The simulation's client: speaks the wire protocol over a simulated transport, follows
-/// redirects, opens a session, keeps a window of keyed requests outstanding, and — at least once —
-/// resends every unacknowledged request in a new session after a failover or a silent timeout.
+/// redirects, opens a session, keeps a window of keyed requests outstanding, and after a failover
+/// or a silent timeout reattaches the session and resends every unacknowledged request with its
+/// original sequence (exactly-once). Every key is sent with one sequence, ever, unless the cluster
+/// closes the session: then the keys outstanding go out again in a new session and are marked as
+/// possibly applied twice.
 final class WholeNodeClient {
     let transport: SimulatedTransport
     let endpoints: [MemberEndpoint]
@@ -19,7 +22,16 @@ final class WholeNodeClient {
     var sendBuffers: [UnsafeMutableRawBufferPointer] = []
     var receiving = false
     var sessionID: Int64?
+    var secret: UInt64 = 0
+    /// The session is open on the current connection.
+    var attached = false
     var nextSequence: Int64 = 1
+    /// The sequence each sent key carries in the current session.
+    var sequenceOfKey: [Int64: Int64] = [:]
+    /// Keys outstanding when the cluster closed a session: a new session may apply them again.
+    private(set) var keysMaybeAppliedTwice = Set<Int64>()
+    /// Sessions the cluster closed under the client.
+    private(set) var sessionsLost = 0
     var target = 0
     var retryAtNanos: Int64 = 0
     var lastProgressNanos: Int64 = 0
@@ -33,6 +45,8 @@ final class WholeNodeClient {
     var acknowledgedSet = Set<Int64>()
     /// Set when a response does not match any request sent.
     var protocolViolation: String?
+    /// Retried requests whose responses had left the window.
+    private(set) var responsesUnavailable = 0
     /// Called at each first acknowledgement of a key.
     var onAcknowledged: ((Int64) -> Void)?
     /// Whether new keys may be sent (false while the simulation waits for convergence only).
@@ -64,7 +78,7 @@ final class WholeNodeClient {
 
     func start(at index: Int) {
         target = index
-        sessionID = nil
+        attached = false
         receiving = false
         decoder.reset()
         lastProgressNanos = time.nowNanos
@@ -81,19 +95,26 @@ final class WholeNodeClient {
 
     private func request(key: Int64) {
         guard let sessionID else { return }
+        let sequence: Int64
+        if let original = sequenceOfKey[key] {
+            sequence = original
+        } else {
+            sequence = nextSequence
+            sequenceOfKey[key] = sequence
+            nextSequence += 1
+        }
         let payload = payload(forKey: key)
         var frame = [UInt8](repeating: 0, count: RequestFrame.encodedLength(payloadByteCount: payload.count))
         frame.withUnsafeMutableBytes { buffer in
-            payload.withUnsafeBytes { _ = RequestFrame.encode(into: buffer, sessionID: sessionID, sequence: nextSequence, payload: $0) }
+            payload.withUnsafeBytes { _ = RequestFrame.encode(into: buffer, sessionID: sessionID, sequence: sequence, payload: $0) }
         }
-        nextSequence += 1
         outstanding.append(key)
         send(frame)
     }
 
-    /// Keeps the window full: resends first, then new keys.
+    /// Keeps the window full: resends first (in their original order), then new keys.
     private func pump() {
-        guard sessionID != nil else { return }
+        guard attached else { return }
         while outstanding.count < windowRequests {
             if !resend.isEmpty {
                 request(key: resend.removeFirst())
@@ -114,9 +135,13 @@ final class WholeNodeClient {
             switch completion.token.rawValue {
             case 1:
                 guard completion.succeeded else { failed(); continue }
-                var frame = [UInt8](repeating: 0, count: ConnectFrame.encodedLength(credentialsByteCount: 0))
-                frame.withUnsafeMutableBytes { _ = ConnectFrame.encode(into: $0, correlationID: 77, credentials: UnsafeRawBufferPointer(start: nil, count: 0)) }
-                send(frame)
+                let none = UnsafeRawBufferPointer(start: nil, count: 0)
+                var frame = [UInt8](repeating: 0, count: ReattachFrame.encodedLength(credentialsByteCount: 0))
+                let length = frame.withUnsafeMutableBytes { buffer in
+                    if let sessionID { ReattachFrame.encode(into: buffer, correlationID: 77, sessionID: sessionID, secret: secret, credentials: none) }
+                    else { ConnectFrame.encode(into: buffer, correlationID: 77, credentials: none) }
+                }
+                send(Array(frame[0..<length]))
                 postReceive()
             case 2:
                 receiving = false
@@ -129,7 +154,7 @@ final class WholeNodeClient {
             }
         }
         // A leader that lost its leadership may drop requests silently: give up on it after a while.
-        let waiting = sessionID == nil || !outstanding.isEmpty
+        let waiting = !attached || !outstanding.isEmpty
         if connection != nil && waiting && time.nowNanos - lastProgressNanos > 1_500_000_000 { failed() }
         if connection == nil && time.nowNanos >= retryAtNanos { start(at: target) }
         pump()
@@ -141,10 +166,22 @@ final class WholeNodeClient {
         try? transport.submitReceive(connection, into: decoder.receiveSpace(), token: IOToken(2))
     }
 
+    /// The connection is gone; the session stays (to be reattached).
     private func endSession() {
         resend = outstanding.filter { !acknowledgedSet.contains($0) } + resend
         outstanding.removeAll()
+        attached = false
+    }
+
+    /// The cluster closed the session: what is outstanding goes out again in a new one, and may
+    /// then be applied twice (once per session) — the one case exactly-once does not cover.
+    private func sessionLost() {
+        sessionsLost += 1
+        for key in outstanding + resend where !acknowledgedSet.contains(key) { keysMaybeAppliedTwice.insert(key) }
         sessionID = nil
+        sequenceOfKey.removeAll()
+        nextSequence = 1
+        failed()
     }
 
     private func failed() {
@@ -166,17 +203,32 @@ final class WholeNodeClient {
                 target = Int(redirect.leaderMemberID.rawValue)
                 retryAtNanos = time.nowNanos
                 return
-            case .connectRejected:
-                failed()
+            case .connectRejected(let rejected):
+                if rejected.reason == .sessionNotOpen { sessionLost() } else { failed() }
                 return
             case .sessionOpened(let opened):
+                if let sessionID, opened.sessionID != sessionID {
+                    protocolViolation = "reattached session \(sessionID), the leader named \(opened.sessionID)"
+                }
                 sessionID = opened.sessionID
+                secret = opened.secret
+                attached = true
                 lastProgressNanos = time.nowNanos
             case .response(let response):
                 lastProgressNanos = time.nowNanos
                 acknowledge(Array(response.payload))
+            case .requestRejected(let rejected):
+                lastProgressNanos = time.nowNanos
+                guard rejected.reason == .responseNoLongerAvailable,
+                    let key = sequenceOfKey.first(where: { $0.value == rejected.sequence })?.key
+                else {
+                    protocolViolation = "request-rejected: \(rejected.detail)"
+                    return
+                }
+                responsesUnavailable += 1
+                acknowledge(payload(forKey: key))
             case .sessionClosed:
-                failed()
+                sessionLost()
                 return
             default:
                 break

@@ -66,6 +66,10 @@ public final class WholeNodeCluster {
         var configuration = try ClusterConfiguration(clusterName: "nodesim", members: endpoints, selfID: MemberID(Int32(index)), durability: durability)
         configuration.segmentLengthBytes = 1 << 20
         configuration.maxMessageBytes = 64 << 10
+        // Partitions and crashes must not end the session (that would void exactly-once for what
+        // is outstanding); the window holds every response the client can have outstanding.
+        configuration.sessionTimeoutNanos = 120_000_000_000
+        configuration.responseWindow = ResponseWindowLimits(requestsMax: 1024, bytesMax: 16 << 20)
         let transport = network.makeTransport(host: endpoints[index].host)
         let shared = SharedNodeState()
         let egress = EgressQueue(capacityBytes: 1 << 20)
@@ -78,7 +82,9 @@ public final class WholeNodeCluster {
         recorder.onApply = { [unowned self] in self.onApply?(index, $0) }
         recorder.onDigest = { [unowned self] in self.onDigest?(index, $0, $1) }
         recorder.onProblem = { [unowned self] in self.onProblem?(index, $0) }
-        let service = ServiceAgent(service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
+        let service = ServiceAgent(
+            service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared,
+            egress: egress, responseWindow: configuration.responseWindow)
         try consensus.onStart()
         try service.onStart()
         let member = Member(disk: disk, transport: transport, consensus: consensus, service: service, recorder: recorder, shared: shared)

@@ -5,7 +5,10 @@ import KeelRuntime
 /// service agents, a recording echo service — and a client, on one thread over the simulator's
 /// network and clock, with seeded faults (delay, cuts, partitions, process crashes, power losses).
 /// After the faults stop and everything is healed, it checks:
-/// - every replica applies the same entries in the same order;
+/// - every replica applies the same entries in the same order, and holds the same session table;
+/// - exactly-once: every request is applied once, though the client resends after every failover
+///   and silence (reattaching its session, original sequences); only requests outstanding when the
+///   cluster closed a session may be applied twice;
 /// - no replica applies, at a position, an entry another replica applied differently there;
 /// - every request the client saw acknowledged was held by a majority when acknowledged, and is
 ///   applied on every replica at the end, after every crash (durable: any crashes and power losses;
@@ -84,6 +87,8 @@ struct WholeNodeRun {
         if checks.violation == nil, let problem = client.protocolViolation { checks.fail("client: \(problem)") }
         result.violation = checks.violation
         result.acknowledged = client.acknowledged.count
+        result.sessionsLost = client.sessionsLost
+        result.responsesUnavailable = client.responsesUnavailable
         result.recentEvents = Array(cluster.events.suffix(options.eventsReported))
         return result
     }
@@ -196,6 +201,6 @@ struct WholeNodeRun {
         result.healToConvergedNanos = nowNanos - healedNanos
         result.appliedEntries = cluster.members[0].recorder.applied.count
         result.membersStillCatchingUp = checks.membersStillCatchingUp
-        checks.finalCheck(acknowledged: client.acknowledged)
+        checks.finalCheck(acknowledged: client.acknowledged, maybeAppliedTwice: client.keysMaybeAppliedTwice)
     }
 }

@@ -56,6 +56,10 @@ public struct WholeNodeSimulationResult: Sendable {
     public var powerLosses = 0
     /// Requests the client saw acknowledged.
     public var acknowledged = 0
+    /// Sessions the cluster closed under the client (their outstanding requests may apply twice).
+    public var sessionsLost = 0
+    /// Retried requests whose responses had left the window (answered "no longer available").
+    public var responsesUnavailable = 0
     /// Session messages applied on the final replicas (all equal when there is no violation).
     public var appliedEntries = 0
     /// Virtual time from healing to convergence.

@@ -5,6 +5,7 @@ import KeelIO
 import KeelNode
 import KeelRuntime
 import KeelService
+import Glibc
 
 /// `keel node`: runs one member of a cluster until SIGTERM/SIGINT (then exits 0).
 struct NodeCommand: ParsableCommand {
@@ -36,6 +37,15 @@ struct NodeCommand: ParsableCommand {
     @Flag(name: .customLong("shared-thread"), help: "Run the consensus and service agents on one thread.")
     var sharedThread = false
 
+    @Option(name: .customLong("secret-file"), help: "Clients must present NAME:SECRET, SECRET being this file's contents (a trailing newline is ignored).")
+    var secretFile: String?
+
+    @Option(name: .customLong("admin"), help: "With --secret-file: a client NAME allowed to send admin requests (repeatable).")
+    var administrators: [String] = []
+
+    @Option(name: .customLong("session-timeout-ms"), help: "Close a session silent (no request, no keep-alive) for this long.")
+    var sessionTimeoutMillis: Int64 = 10_000
+
     func run() throws {
         do {
             guard let durability = DurabilityMode(rawValue: sync) else {
@@ -55,10 +65,18 @@ struct NodeCommand: ParsableCommand {
                 }
                 configuration.memberRoutes[MemberID(id)] = (String(address[0]), port)
             }
+            guard sessionTimeoutMillis > 0 else { throw ConfigurationError("--session-timeout-ms must be positive") }
+            configuration.sessionTimeoutNanos = sessionTimeoutMillis * 1_000_000
+            var authenticator: any Authenticator = AcceptAllAuthenticator()
+            if let secretFile {
+                authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile), administrators: administrators)
+            } else if !administrators.isEmpty {
+                throw ConfigurationError("--admin needs --secret-file (without one every client may administer)")
+            }
             switch service {
-            case "kv": try run(KeyValueService(), configuration)
-            case "bank": try run(BankService(), configuration)
-            default: try run(EchoService(), configuration)
+            case "kv": try run(KeyValueService(), configuration, authenticator)
+            case "bank": try run(BankService(), configuration, authenticator)
+            default: try run(EchoService(), configuration, authenticator)
             }
         } catch let error as ConfigurationError {
             printToStandardError("keel node: \(error.message)")
@@ -71,10 +89,30 @@ struct NodeCommand: ParsableCommand {
         }
     }
 
-    private func run<Service: ClusteredService & SendableMetatype>(_ instance: Service, _ configuration: ClusterConfiguration) throws {
+    private func run<Service: ClusteredService & SendableMetatype>(
+        _ instance: Service, _ configuration: ClusterConfiguration, _ authenticator: any Authenticator
+    ) throws {
         let node = try ClusterNode(
-            configuration: configuration, directory: directory, service: instance, threading: sharedThread ? .shared : .separate)
+            configuration: configuration, directory: directory, service: instance, threading: sharedThread ? .shared : .separate,
+            authenticator: authenticator)
         printToStandardError("keel node \(memberID): io_uring available; service \(service); cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
         try node.runUntilTerminated()
+    }
+
+    /// The shared secret in `path`: its bytes without one trailing newline; 1…4096 bytes.
+    static func readSecret(_ path: String) throws -> [UInt8] {
+        guard let file = fopen(path, "rb") else { throw ConfigurationError("cannot read --secret-file \(path)") }
+        defer { fclose(file) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 4097)
+        while bytes.count <= 4097 {
+            let count = fread(&chunk, 1, chunk.count, file)
+            if count == 0 { break }
+            bytes += chunk[0..<count]
+        }
+        if bytes.last == 0x0A { bytes.removeLast() }
+        if bytes.last == 0x0D { bytes.removeLast() }
+        guard !bytes.isEmpty, bytes.count <= 4096 else { throw ConfigurationError("--secret-file \(path) must hold 1…4096 bytes") }
+        return bytes
     }
 }
