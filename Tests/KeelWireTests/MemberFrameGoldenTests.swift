@@ -109,7 +109,7 @@ import Testing
         let bytes = encoded {
             CaughtUpFrame.encode(into: $0, term: Term(7), position: LogPosition(0x0201), bootID: 0x1122_3344_5566_7788)
         }
-        #expect(bytes == hex("20000000 01 38 0000  0700000000000000  0102000000000000  8877665544332211"))
+        #expect(bytes == hex("20000000 02 38 0000  0700000000000000  0102000000000000  8877665544332211"))
         try withBytes(bytes) { raw in
             let frame = try CaughtUpFrame(validating: raw)
             #expect(frame.term == Term(7) && frame.position == LogPosition(0x0201) && frame.bootID == 0x1122_3344_5566_7788)
