@@ -28,7 +28,7 @@ public struct PendingTimer: Equatable, Sendable {
 ///
 /// A hashed timing wheel would make schedule and cancel O(1) but fires in tick order, not deadline
 /// order, and rescans far-future timers on every turn; `keel bench timers` measures this heap at a
-/// million pending timers (docs/benchmarks.md).
+/// million pending timers (docs/benchmarks.md: about 0.5 µs to schedule, 2 µs to pop there).
 public struct TimerHeap {
     private var slab: [PendingTimer] = []
     private var heapIndexOfSlot: [Int32] = []
