@@ -55,8 +55,8 @@ enum HarnessError: Error, CustomStringConvertible {
 typealias NodeCluster = LocalCluster
 
 extension LocalCluster {
-    convenience init(size: Int = 3, sync: String = "durable") throws {
+    convenience init(size: Int = 3, sync: String = "durable", service: String = "echo") throws {
         guard let binary = KeelBinary.path else { throw HarnessError.spawn("no keel binary: set KEEL_BINARY or run swift build --product keel") }
-        try self.init(binary: binary, size: size, sync: sync, clusterID: "test-cluster", directoryPrefix: "/tmp/keel-node-test")
+        try self.init(binary: binary, size: size, sync: sync, service: service, clusterID: "test-cluster", directoryPrefix: "/tmp/keel-node-test")
     }
 }
