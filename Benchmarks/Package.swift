@@ -21,6 +21,8 @@ let package = Package(
                 .product(name: "KeelLog", package: "Keel"),
                 .product(name: "KeelRaft", package: "Keel"),
                 .product(name: "KeelSimulation", package: "Keel"),
+                .product(name: "KeelRuntime", package: "Keel"),
+                .product(name: "KeelClient", package: "Keel"),
             ],
             path: "Benchmarks/KeelBenchmarks",
             swiftSettings: [.swiftLanguageMode(.v6)],

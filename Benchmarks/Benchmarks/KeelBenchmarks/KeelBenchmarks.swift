@@ -5,16 +5,22 @@ import KeelSimulation
 import KeelWire
 
 // Each suite reports wall time and `mallocCountTotal` per measured iteration, with set-up outside the
-// measurement; steady-state hot paths must stay at 0 allocations (thresholds in Thresholds/ once recorded).
+// measurement; steady-state hot paths must stay at 0 allocations: Thresholds/ holds each suite's recorded
+// mallocCountTotal (0), and `swift package benchmark thresholds check` fails when one allocates.
+// Names have no spaces: package-benchmark writes threshold files with spaces turned into underscores but
+// reads them back under the name as given.
 // Run: `cd Benchmarks && swift package benchmark`.
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(
         metrics: [.wallClock, .mallocCountTotal, .throughput],
         maxDuration: .seconds(2),
-        maxIterations: 100_000
+        maxIterations: 100_000,
+        // A steady-state path that starts allocating fails the run (Thresholds/ holds the recorded p90s).
+        thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
+    registerHotPathBenchmarks()
 
-    Benchmark("CRC32C 4 KiB") { benchmark in
+    Benchmark("CRC32C_4_KiB") { benchmark in
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
         defer { bytes.deallocate() }
         bytes.initializeMemory(as: UInt8.self, repeating: 0xA5)
@@ -24,7 +30,7 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
-    Benchmark("Raft core: propose and commit 256 entries (3 cores)") { benchmark in
+    Benchmark("Raft_core:_propose_and_commit_256_entries_(3_cores)") { benchmark in
         var cluster = RaftThroughputBench.SteadyCluster(mode: .durable)
         for _ in 0..<1000 { cluster.proposeAndCommit(byteCount: 256 * 32) }  // warm the buffers up
         benchmark.startMeasurement()
@@ -37,7 +43,7 @@ let benchmarks: @Sendable () -> Void = {
 
     // On the simulated disk: KeelIO cannot be imported here (liburing's io_uring.h clashes with the one
     // swift-system, which package-benchmark uses, includes). The log's own path is the same on both.
-    Benchmark("Log append: 100 frames of 32 B, replicated, pwrite", configuration: .init(maxIterations: 20_000)) { benchmark in
+    Benchmark("Log_append:_100_frames_of_32_B,_replicated,_pwrite", configuration: .init(maxIterations: 20_000)) { benchmark in
         do {
             let disk = SimulatedDisk(seed: 1, configuration: SimulatedDiskConfiguration(
                 capacityBytes: 4 << 30, fileCapacityBytes: 1 << 30, faults: .keepAllUnsynced))

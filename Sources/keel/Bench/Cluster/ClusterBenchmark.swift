@@ -104,8 +104,10 @@ final class ClusterBenchmark {
             if now >= schedule.endNanos {
                 if cpuAfter == nil { cpuAfter = cpuSample(system: "cluster") }
                 if backlogEnd < 0 { backlogEnd = load.backlog(atNanos: now) }
-                load.stopsOffering = true
-                if load.outstanding == 0 || now > schedule.endNanos + settings.drainNanos { break }
+                // An overloaded phase ends on time: its unsent backlog is counted, not sent.
+                if now >= schedule.endNanos + 100_000_000 { load.stopsOffering = true }
+                if (load.isScheduleSent || load.stopsOffering) && load.outstanding == 0 { break }
+                if now > schedule.endNanos + settings.drainNanos { break }
             }
             progress.update(now: now, sent: load.sent, received: load.received, backlog: load.backlog(atNanos: now))
         }
