@@ -71,6 +71,9 @@ public protocol Storage: AnyObject {
     func submitWrite(_ file: FileID, at offset: Int64, _ bytes: UnsafeRawBufferPointer, token: IOToken, thenDatasync: Bool) throws(IOError)
     /// Queues a datasync of the file.
     func submitDatasync(_ file: FileID, token: IOToken) throws(IOError)
+    /// Queues what `syncDirectory()` does (creations, renames and deletions made durable), completing
+    /// as an `IOOperation.syncDirectory` with `token`.
+    func submitSyncDirectory(token: IOToken) throws(IOError)
     /// Hands queued operations to the device without waiting for them.
     func flushSubmissions() throws(IOError)
     /// Moves the completions that have arrived into `completions`, without blocking, as many as fit.

@@ -244,6 +244,10 @@ public final class IOUringStorage: Storage {
         try ring.queueDatasync(owner: ringOwner, descriptor: file.rawValue, token: token)
     }
 
+    public func submitSyncDirectory(token: IOToken) throws(IOError) {
+        try ring.queueFullSync(owner: ringOwner, descriptor: directoryDescriptor, operation: .syncDirectory, token: token)
+    }
+
     /// Queues a read of up to `buffer.count` bytes at `offset`, completing with the count read.
     public func submitRead(_ file: FileID, at offset: Int64, into buffer: UnsafeMutableRawBufferPointer, token: IOToken) throws(IOError) {
         try ring.queueRead(owner: ringOwner, descriptor: file.rawValue, into: buffer, offset: offset, token: token)

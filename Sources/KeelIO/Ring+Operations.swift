@@ -38,6 +38,15 @@ extension Ring {
         finishEntry(entry, owner: owner, operation: .datasync, token: token, linkNext: linkNext)
     }
 
+    /// Queues a full fsync of `descriptor` (a directory: its entries are metadata, which fdatasync
+    /// need not commit), completing as `operation`.
+    @inline(__always)
+    public func queueFullSync(owner: RingOwner, descriptor: Int32, operation: IOOperation, token: IOToken) throws(IOError) {
+        let entry = try nextSubmissionEntry()
+        io_uring_prep_fsync(entry, descriptor, 0)
+        finishEntry(entry, owner: owner, operation: operation, token: token, linkNext: false)
+    }
+
     /// Queues a send of `bytes` on a connected socket (MSG_NOSIGNAL: a closed peer gives EPIPE,
     /// not a signal).
     @inline(__always)

@@ -33,13 +33,18 @@ public struct LogConfiguration: Sendable {
     /// gather write (`pwritev`) sends them from the caller's buffer; smaller ones are copied into
     /// the staging buffer with their header (for them a copy costs less than a piece of a gather).
     public var gatherPayloadMinimumBytes: Int
-    /// Create (and pre-fault) the next segment once the active one is this full (0…1).
+    /// Start preparing the next segment once the active one is this full (0…1; 0: as soon as the
+    /// active one is taken into use, which gives the background preparation the most time).
     public var nextSegmentThreshold: Double
+    /// How prepared segments are preallocated (segments the log must create on the spot, at open or
+    /// when a preparation failed, use the storage's `preallocate`).
+    public var segmentPreallocation: LogSegmentPreallocation
 
     public init(
         clusterID: UInt64, segmentLengthBytes: Int64 = 64 << 20, maxPayloadBytes: Int = 1 << 20,
         durability: DurabilityMode = .durable, appendMethod: LogAppendMethod = .pwrite,
-        stagingBufferBytes: Int = 4 << 20, gatherPayloadMinimumBytes: Int = 512, nextSegmentThreshold: Double = 0.5
+        stagingBufferBytes: Int = 4 << 20, gatherPayloadMinimumBytes: Int = 512, nextSegmentThreshold: Double = 0,
+        segmentPreallocation: LogSegmentPreallocation = .allocate
     ) {
         self.clusterID = clusterID
         self.segmentLengthBytes = segmentLengthBytes
@@ -49,6 +54,7 @@ public struct LogConfiguration: Sendable {
         self.stagingBufferBytes = stagingBufferBytes
         self.gatherPayloadMinimumBytes = gatherPayloadMinimumBytes
         self.nextSegmentThreshold = nextSegmentThreshold
+        self.segmentPreallocation = segmentPreallocation
     }
 
     /// The largest frame (header + payload, aligned).

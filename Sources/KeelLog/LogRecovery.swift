@@ -76,10 +76,12 @@ struct LogRecovery<S: Storage> {
             try zeroTail(segments, from: scan.end, to: scan.highestNonZeroEnd)
             report.cutTail = (scan.end, scan.highestNonZeroEnd.bytes(since: scan.end), scan.firstBad ?? "unknown")
         }
-        // What survived a crash may still be only in the page cache: make it durable before serving it.
+        // What survived a crash may still be only in the page cache: make it durable before serving
+        // it — the segments' bytes and their directory entries (a segment whose creation was cut
+        // between its header's sync and the directory's is whole, but its name is not yet durable).
         do {
-            for segment in segments where segment.start <= scan.end { try storage.datasync(segment.file) }
-            if !report.removedSegments.isEmpty { try storage.syncDirectory() }
+            for segment in segments { try storage.datasync(segment.file) }
+            try storage.syncDirectory()
         } catch { throw .storage(error) }
         report.endPosition = scan.end
         report.lastTerm = termIndex.lastTerm
@@ -103,8 +105,10 @@ struct LogRecovery<S: Storage> {
         let fileBytes = Int64(LogFormat.segmentHeaderRegionBytes) + segmentLength
         for start in starts {
             let name = LogFormat.segmentFileName(start: start)
-            let expected = segments.isEmpty ? LogPosition(logStart.rawValue - logStart.rawValue % segmentLength)
-                                            : segments[segments.count - 1].start.advanced(by: segmentLength)
+            // Torn creations count: two unfinished ones can end the list (a preparation cut short
+            // behind a segment whose header never became durable).
+            let previous = torn.last ?? segments.last?.start
+            let expected = previous.map { $0.advanced(by: segmentLength) } ?? LogPosition(logStart.rawValue - logStart.rawValue % segmentLength)
             guard start == expected else {
                 throw .badSegment(file: name, reason: "expected the segment starting at \(expected.rawValue) before it; it is missing")
             }

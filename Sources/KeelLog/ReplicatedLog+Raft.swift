@@ -120,6 +120,7 @@ extension ReplicatedLog {
         precondition(!batchOpen, "commit or abandon the open batch before resetting the log")
         precondition(position.rawValue % Int64(LogFormat.frameAlignmentBytes) == 0, "the log starts at a frame boundary")
         publication.appendedPosition.store(min(position.rawValue, appendedPosition.rawValue), ordering: .releasing)
+        drainPreparer()
         for segment in segments {
             publication.setSegmentData(start: segment.start.rawValue, base: nil)
             segment.close(storage: storage)

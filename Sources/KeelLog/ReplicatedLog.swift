@@ -76,6 +76,9 @@ public final class ReplicatedLog<S: Storage> {
     /// Zero bytes for the alignment after a gathered payload.
     let alignmentZeros: UnsafeMutableRawPointer
 
+    /// Prepares the next segment in the background (through the storage's asynchronous operations).
+    let preparer: SegmentPreparer<S>
+
     // Group commit: at most one fdatasync in flight.
     var completions: IOCompletionBuffer
     var syncInFlight = false
@@ -111,12 +114,15 @@ public final class ReplicatedLog<S: Storage> {
         alignmentZeros = .allocate(byteCount: LogFormat.frameAlignmentBytes, alignment: 64)
         alignmentZeros.initializeMemory(as: UInt8.self, repeating: 0, count: LogFormat.frameAlignmentBytes)
         completions = IOCompletionBuffer(capacity: 16)
+        preparer = SegmentPreparer(storage: storage, configuration: configuration)
         for segment in segments { publication.setSegmentData(start: segment.start.rawValue, base: segment.data) }
         publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
         publication.appendedPosition.store(appendedPosition.rawValue, ordering: .releasing)
+        prepareNextSegmentIfDue()
     }
 
     deinit {
+        drainPreparer()
         for segment in segments { segment.close(storage: storage) }
         logStartRecord.close()
         staging.deallocate()
@@ -279,24 +285,82 @@ public final class ReplicatedLog<S: Storage> {
         return index
     }
 
+    /// Makes the segment at `lastSegmentEnd` available: the prepared one (waiting for its
+    /// preparation to finish if it is under way), or, when none was prepared or preparing failed,
+    /// one created here synchronously (which reports a full disk).
     func createNextSegment() throws(LogError) {
         guard segments.count < publication.slotCount else {
             throw .badConfiguration("more than \(publication.slotCount) segments open; delete old segments or use bigger ones")
         }
-        let segment = try LogSegment.create(storage: storage, start: LogPosition(lastSegmentEnd), configuration: configuration)
+        let needed = lastSegmentEnd
+        if preparer.phase != .idle && preparer.start.rawValue == needed {
+            try finishPreparation()
+            if lastSegmentEnd > needed { return }
+        }
+        if preparer.phase == .failed { preparer.discard() }
+        let segment = try LogSegment.create(storage: storage, start: LogPosition(needed), configuration: configuration)
         publication.setSegmentData(start: segment.start.rawValue, base: segment.data)
         segments.append(segment)
     }
 
-    /// Creates the next segment ahead of need once the active one passes the threshold, so a full
-    /// disk shows up before the active segment runs out and roll-over costs no file creation.
-    /// (Its pages are not touched ahead: measured, reading them only made the kernel zero-fill
-    /// page-cache pages that the appends then had to fault in again for writing.)
+    /// Starts preparing the next segment in the background once the active one passes the
+    /// threshold, so that roll-over costs no file creation and a full disk shows up early. (The
+    /// prepared file's pages are written, not read ahead: reading them only made the kernel
+    /// zero-fill page-cache pages that the appends then faulted in again for writing.)
     func prepareNextSegmentIfDue() {
         let offset = Double(cursor.rawValue % segmentLength)
-        guard lastSegmentEnd - cursor.rawValue <= segmentLength,
-              offset >= configuration.nextSegmentThreshold * Double(segmentLength) else { return }
-        try? createNextSegment()  // A failure (full disk) is reported by the append that needs the segment.
+        guard preparer.phase == .idle, lastSegmentEnd - cursor.rawValue <= segmentLength,
+              offset >= configuration.nextSegmentThreshold * Double(segmentLength),
+              segments.count < publication.slotCount else { return }
+        preparer.begin(start: LogPosition(lastSegmentEnd))  // A failure is reported by the append that needs the segment.
+    }
+
+    /// Polls and waits until the preparation under way has finished (adopted, or failed with
+    /// nothing left in flight).
+    func finishPreparation() throws(LogError) {
+        while (preparer.phase != .idle && preparer.phase != .failed) || preparer.operationsInFlight > 0 {
+            try poll()
+            guard (preparer.phase != .idle && preparer.phase != .failed) || preparer.operationsInFlight > 0 else { break }
+            do { try storage.waitForCompletions(timeoutNanos: 1_000_000) } catch { throw .storage(error) }
+        }
+    }
+
+    /// Takes the prepared file into use as the next segment (mapped, published).
+    func adoptPreparedSegment() {
+        let prepared = preparer.take()
+        guard prepared.start.rawValue == lastSegmentEnd, segments.count < publication.slotCount else {
+            storage.closeFile(prepared.file)
+            try? storage.deleteFile(prepared.name)
+            return
+        }
+        do {
+            let fileBytes = Int64(LogFormat.segmentHeaderRegionBytes) + segmentLength
+            let segment = try LogSegment.map(
+                storage: storage, start: prepared.start, name: prepared.name, file: prepared.file, fileBytes: fileBytes,
+                method: configuration.appendMethod)
+            publication.setSegmentData(start: segment.start.rawValue, base: segment.data)
+            segments.append(segment)
+        } catch {
+            storage.closeFile(prepared.file)  // created on demand instead, which reports the error
+            try? storage.deleteFile(prepared.name)
+        }
+    }
+
+    /// Waits (bounded) until none of the preparer's operations is in flight, then drops an
+    /// unfinished preparation's file. A storage that can no longer complete anything (a crashed
+    /// simulated process) has abandoned the operations.
+    func drainPreparer() {
+        var rounds = 0
+        while preparer.operationsInFlight > 0 && rounds < 10_000 {
+            rounds += 1
+            _ = try? poll()
+            guard preparer.operationsInFlight > 0 else { break }
+            do { try storage.waitForCompletions(timeoutNanos: 1_000_000) } catch {
+                preparer.abandonOperations()
+                break
+            }
+        }
+        if preparer.phase != .idle && preparer.operationsInFlight == 0 { preparer.discard() }
     }
 
     /// Zeroes [from, to) in the segment files (never shrinking them), optionally fdatasyncing each.
@@ -324,6 +388,11 @@ public final class ReplicatedLog<S: Storage> {
         var failure: IOError?
         for index in 0..<completions.count {
             let completion = completions[index]
+            if SegmentPreparer<S>.owns(completion) {
+                preparer.handle(completion)
+                work += 1
+                continue
+            }
             guard completion.token.rawValue & Self.tokenTagMask == Self.tokenTag else { continue }
             work += 1
             syncInFlight = false
@@ -336,6 +405,7 @@ public final class ReplicatedLog<S: Storage> {
             }
         }
         completions.removeAll()
+        if preparer.phase == .ready { adoptPreparedSegment() }
         if let failure { throw .storage(failure) }
         return work + (try startSyncIfIdle())
     }

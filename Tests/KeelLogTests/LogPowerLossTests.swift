@@ -21,7 +21,12 @@ private let modesAndMethods: [(DurabilityMode, LogAppendMethod)] = DurabilityMod
     func nothingDurableIsLostAtAPowerLoss(mode: DurabilityMode, method: LogAppendMethod) throws {
         var recoveries = 0, cuts = 0, losses = 0
         for seed in 1...Self.seedsPerCase {
-            let outcome = try runSeed(seed &* 7919 &+ UInt64(mode == .durable ? 0 : 1_000_000) &+ UInt64(method == .pwrite ? 0 : 500_000), mode: mode, method: method)
+            let simulationSeed = seed &* 7919 &+ UInt64(mode == .durable ? 0 : 1_000_000) &+ UInt64(method == .pwrite ? 0 : 500_000)
+            let outcome: Outcome
+            do { outcome = try runSeed(simulationSeed, mode: mode, method: method) } catch {
+                Issue.record("seed \(simulationSeed): \(error)")
+                continue
+            }
             recoveries += outcome.recoveries
             cuts += outcome.cuts
             losses += outcome.lostEntries > 0 ? 1 : 0

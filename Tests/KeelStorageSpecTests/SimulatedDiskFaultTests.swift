@@ -152,6 +152,24 @@ import Testing
         #expect(disk.contents(ofFile: "snapshot") == [7, 7])
     }
 
+    @Test func submittedDirectorySyncMakesChangesDurableOnlyOnceCompleted() throws {
+        let disk = Self.disk(seed: 5, faults: .loseAllUnsynced)
+        let storage = SimulatedStorage(disk: disk)
+        try Self.createSynced(storage, "temp", [7, 7])
+        try storage.renameFile("temp", to: "queued")
+        try storage.submitSyncDirectory(token: IOToken(3))
+        disk.powerLoss()  // the sync was never flushed to the device: the rename is lost
+        #expect(try SimulatedStorage(disk: disk).listFiles() == ["temp"])
+
+        let restarted = SimulatedStorage(disk: disk)
+        try restarted.renameFile("temp", to: "done")
+        try restarted.submitSyncDirectory(token: IOToken(4))
+        let completions = try StorageSpec.drain(restarted, expecting: 1)
+        #expect(completions == [IOCompletion(token: IOToken(4), operation: .syncDirectory, result: 0)])
+        disk.powerLoss()
+        #expect(try SimulatedStorage(disk: disk).listFiles() == ["done"])
+    }
+
     @Test func directoryChangesSurviveAsAPrefixInOrder() throws {
         var sawPartial = false
         for seed in UInt64(0)..<50 {

@@ -240,6 +240,15 @@ enum StorageSpec {
         #expect(try storage.read(file, at: 9000, count: total) == pieces.flatMap { $0 })
     }
 
+    static func submittedDirectorySyncCompletes<S: Storage>(_ storage: S) throws {
+        storage.closeFile(try storage.openFile("created", create: true))
+        try storage.submitSyncDirectory(token: IOToken(77))
+        try storage.flushSubmissions()
+        let completions = try drain(storage, expecting: 1)
+        #expect(completions.first?.token == IOToken(77) && completions.first?.operation == .syncDirectory)
+        #expect(completions.first?.error == nil)
+    }
+
     static func pattern(count: Int, seed: UInt64) -> [UInt8] {
         var random = SeededRandom(seed: seed)
         return (0..<count).map { _ in UInt8(truncatingIfNeeded: random.next()) }

@@ -46,6 +46,11 @@ enum StorageUnderTest: String, CaseIterable, CustomStringConvertible, Sendable {
     }
 
     @Test(arguments: StorageUnderTest.allCases)
+    func submittedDirectorySyncCompletes(_ kind: StorageUnderTest) throws {
+        try kind.withStorage { try StorageSpec.submittedDirectorySyncCompletes($0) }
+    }
+
+    @Test(arguments: StorageUnderTest.allCases)
     func preallocateGivesLengthAndZeros(_ kind: StorageUnderTest) throws {
         try kind.withStorage { try StorageSpec.preallocateGivesLengthAndZeros($0) }
     }

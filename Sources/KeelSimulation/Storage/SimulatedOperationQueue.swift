@@ -2,11 +2,14 @@ import KeelCore
 
 /// One asynchronous operation submitted to a `SimulatedStorage`.
 struct SimulatedOperation {
-    enum Kind { case write, datasync }
+    enum Kind { case write, datasync, syncDirectory }
 
     let kind: Kind
     let token: IOToken
-    let file: SimulatedFile
+    /// The file written or synced (nil for a directory sync).
+    let file: SimulatedFile?
+    /// The directory a directory sync makes durable.
+    let directory: SimulatedDirectory?
     let offset: Int64
     /// The caller's bytes for a write; they must stay valid until the completion is reaped.
     let bytes: UnsafeRawBufferPointer
@@ -15,7 +18,13 @@ struct SimulatedOperation {
     /// For a datasync linked after a write: that write's sequence.
     let linkedAfter: UInt64?
 
-    var completionOperation: IOOperation { kind == .write ? .write : .datasync }
+    var completionOperation: IOOperation {
+        switch kind {
+        case .write: .write
+        case .datasync: .datasync
+        case .syncDirectory: .syncDirectory
+        }
+    }
 }
 
 /// The asynchronous path of a `SimulatedStorage`, shaped like an io_uring: submissions queue until
@@ -43,11 +52,18 @@ struct SimulatedOperationQueue {
         queued.append(makeOperation(.datasync, file, offset: 0, bytes: UnsafeRawBufferPointer(start: nil, count: 0), token: token, linkedAfter: nil))
     }
 
+    mutating func submitSyncDirectory(_ directory: SimulatedDirectory, token: IOToken) {
+        queued.append(SimulatedOperation(
+            kind: .syncDirectory, token: token, file: nil, directory: directory, offset: 0,
+            bytes: UnsafeRawBufferPointer(start: nil, count: 0), sequence: nextSequence, linkedAfter: nil))
+        nextSequence += 1
+    }
+
     private mutating func makeOperation(
         _ kind: SimulatedOperation.Kind, _ file: SimulatedFile, offset: Int64, bytes: UnsafeRawBufferPointer, token: IOToken, linkedAfter: UInt64?
     ) -> SimulatedOperation {
         defer { nextSequence += 1 }
-        return SimulatedOperation(kind: kind, token: token, file: file, offset: offset, bytes: bytes, sequence: nextSequence, linkedAfter: linkedAfter)
+        return SimulatedOperation(kind: kind, token: token, file: file, directory: nil, offset: offset, bytes: bytes, sequence: nextSequence, linkedAfter: linkedAfter)
     }
 
     /// Hands queued operations to the simulated device.
@@ -82,8 +98,9 @@ struct SimulatedOperationQueue {
     private mutating func complete(_ operation: SimulatedOperation, on disk: SimulatedDisk) {
         let errno: Int32?
         switch operation.kind {
-        case .write: errno = disk.performWrite(operation.file, at: operation.offset, operation.bytes)
-        case .datasync: errno = disk.performDatasync(operation.file)
+        case .write: errno = disk.performWrite(operation.file!, at: operation.offset, operation.bytes)
+        case .datasync: errno = disk.performDatasync(operation.file!)
+        case .syncDirectory: errno = disk.performDirectorySync(operation.directory!)
         }
         let result = errno.map { -$0 } ?? (operation.kind == .write ? Int32(operation.bytes.count) : 0)
         arrived.append(IOCompletion(token: operation.token, operation: operation.completionOperation, result: result))
@@ -116,13 +133,15 @@ struct SimulatedOperationQueue {
             case .write:
                 let kept = Self.keptPrefixBytes(of: operation, random: &random)
                 let prefix = UnsafeRawBufferPointer(rebasing: operation.bytes[0..<kept])
-                if disk.growthError(operation.file, toLength: Int(operation.offset) + kept) == nil {
-                    operation.file.write(at: Int(operation.offset), prefix)
+                if disk.growthError(operation.file!, toLength: Int(operation.offset) + kept) == nil {
+                    operation.file!.write(at: Int(operation.offset), prefix)
                     if kept == operation.bytes.count { wholeWrites.insert(operation.sequence) }
                 }
             case .datasync:
                 if let write = operation.linkedAfter, !wholeWrites.contains(write) { continue }
-                operation.file.sync()
+                operation.file!.sync()
+            case .syncDirectory:
+                operation.directory!.sync()
             }
         }
         queued.removeAll()
@@ -134,7 +153,7 @@ struct SimulatedOperationQueue {
     /// How much of a write a crash let through: whole sectors from its start, or all of it.
     private static func keptPrefixBytes(of operation: SimulatedOperation, random: inout SeededRandom) -> Int {
         let count = operation.bytes.count
-        let sector = operation.file.sectorSizeBytes
+        let sector = operation.file!.sectorSizeBytes
         let start = Int(operation.offset)
         // Sector boundaries inside the write, then its end.
         var boundaries: [Int] = []
@@ -158,6 +177,13 @@ extension SimulatedDisk {
         guard end <= Int64(file.capacityBytes) else { return simulatedErrnoFileTooBig }
         if let growth = growthError(file, toLength: Int(end)) { return growth }
         file.write(at: Int(offset), bytes)
+        return nil
+    }
+
+    /// Makes `directory`'s entries durable, or returns the injected errno and changes nothing.
+    func performDirectorySync(_ directory: SimulatedDirectory) -> Int32? {
+        if let injected = takeInjectedFailure(for: .syncDirectory) { return injected }
+        directory.sync()
         return nil
     }
 

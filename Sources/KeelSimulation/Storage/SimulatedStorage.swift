@@ -210,6 +210,11 @@ public final class SimulatedStorage: Storage {
         operations.submitDatasync(open.file, token: token)
     }
 
+    public func submitSyncDirectory(token: IOToken) throws(IOError) {
+        try checkAlive(.syncDirectory, "")
+        operations.submitSyncDirectory(directory, token: token)
+    }
+
     public func flushSubmissions() throws(IOError) {
         try checkAlive(.write, "")
         operations.flush()

@@ -13,8 +13,9 @@ struct BenchLogCommand: ParsableCommand {
         commandName: "log",
         abstract: "Measure log appends (replicated and durable), group commit latency, against pwrite baselines.",
         discussion: """
-            Throughput series write --gib GiB each into fallocate'd segments (log) or one fallocate'd file \
-            (baseline). Durable series wait for fdatasync after every append (closed loop). Group commit \
+            Throughput series write --gib GiB each into segments (log) or one file (baseline), both \
+            preallocated by --preallocation (the log prepares segments in the background; the baseline's file \
+            is prepared before its timing). Durable series wait for fdatasync after every append (closed loop). Group commit \
             offers 32-byte frames open-loop at fixed rates and reports append-to-durable latency, measured \
             from each frame's intended send time (no coordinated omission).
             """)
@@ -29,8 +30,10 @@ struct BenchLogCommand: ParsableCommand {
     var dir: String = "."
     @Flag(help: "A short smoke run: small sizes; its figures are not for recording.")
     var quick = false
-    @Option(help: "How segments are preallocated: fallocate or zeroFill.")
-    var preallocation: String = "fallocate"
+    @Option(help: "How segments (and the baselines' files) are preallocated: zeroFill (prepared in the background) or fallocate.")
+    var preallocation: String = "zeroFill"
+    @Option(help: "Runs of each series; figures are the median run's (ratios: the median of the runs' ratios).")
+    var runs: Int = 1
     @Option(help: "Which series to run: any of replicated, durable, group (comma-separated).")
     var series: String = "replicated,durable,group"
     @Option(help: "Which append methods to measure: any of pwrite, mappedCopy (comma-separated).")
@@ -59,8 +62,9 @@ struct BenchLogCommand: ParsableCommand {
         guard let method = IOUringStorage.PreallocationMethod(rawValue: preallocation) else {
             throw BenchmarkError("--preallocation must be fallocate or zeroFill")
         }
-        print("segments preallocated by \(method.rawValue)")
+        print("segments preallocated by \(method.rawValue); \(runs) run(s) per series")
         let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick, preallocation: method)
+        guard runs >= 1 else { throw BenchmarkError("--runs must be at least 1") }
 
         let chosen = Set(series.split(separator: ",").map(String.init))
         if chosen.contains("replicated") { try runReplicated(bench, bytes: bytes) }
@@ -71,10 +75,16 @@ struct BenchLogCommand: ParsableCommand {
     private func runReplicated(_ bench: LogBenchmark, bytes: Int64) throws {
         print("\n== replicated: appends of N frames, no wait for fdatasync (background sync, one in flight)")
         for (payload, frames) in [(32, 1000), (1024, 100)] where payloads.split(separator: ",").contains(Substring("\(payload)")) {
-            let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
             for method in chosenMethods {
-                let result = try bench.replicated(totalBytes: bytes, payloadBytes: payload, framesPerAppend: frames, method: method)
-                print("  \(padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite \(baseline.summary)  ->  \(formatFixed(100 * result.megabytesPerSecond / baseline.megabytesPerSecond, decimals: 0))% of baseline MB/s")
+                var ratios: [Double] = []
+                for run in 1...runs {
+                    // Baseline and log alternate run by run, so a change in the machine's load hits both.
+                    let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
+                    let result = try bench.replicated(totalBytes: bytes, payloadBytes: payload, framesPerAppend: frames, method: method)
+                    ratios.append(result.megabytesPerSecond / baseline.megabytesPerSecond)
+                    print("  \(padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite \(baseline.summary)  ->  \(formatFixed(100 * ratios.last!, decimals: 0))% of baseline MB/s\(runs > 1 ? "  (run \(run))" : "")")
+                }
+                if runs > 1 { print("  \(padRight("", 34)) median of \(runs) runs: \(formatFixed(100 * median(ratios), decimals: 0))% of baseline MB/s") }
             }
         }
 
@@ -95,16 +105,37 @@ struct BenchLogCommand: ParsableCommand {
 
     private func runGroupCommit(_ bench: LogBenchmark) throws {
         print("\n== group commit: 32-byte frames offered open-loop; latency from intended send to durable")
-        let sync = try bench.syncLatency(operations: quick ? 300 : 2000)
-        print("  fdatasync baseline (4 KiB pwrite + fdatasync, fallocate'd file): p50 \(micros(sync.p50Nanos)) µs, p99 \(micros(sync.p99Nanos)) µs, p99.9 \(micros(sync.p999Nanos)) µs")
-        for rate in [10_000, 100_000, 1_000_000] {
-            for method in chosenMethods {
-                let result = try bench.groupCommit(framesPerSecond: rate, seconds: quick ? 1 : seconds, method: method)
-                let latency = result.latency
-                print("  \(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10)) sustained \(padLeft(formatFixed(result.sustainedFramesPerSecond, decimals: 0), 9))/s  p50 \(micros(latency.p50Nanos)) µs  p99 \(micros(latency.p99Nanos)) µs  p99.9 \(micros(latency.p999Nanos)) µs  (p99 = \(formatFixed(Double(latency.p99Nanos) / Double(max(1, sync.p99Nanos)), decimals: 1))× fdatasync p99; \(result.syncs) syncs)")
+        var ratios: [String: [Double]] = [:]
+        for run in 1...runs {
+            if runs > 1 { print("  run \(run):") }
+            // The fdatasync baseline in the same kind of file as the segments (and, for comparison, the other kind).
+            let sync = try bench.syncLatency(operations: quick ? 300 : 2000, preallocation: bench.baselinePreallocation)
+            let other: Preallocation = bench.baselinePreallocation == .zeroFilled ? .fallocated : .zeroFilled
+            let otherSync = try bench.syncLatency(operations: quick ? 300 : 2000, preallocation: other)
+            print("  fdatasync baseline (4 KiB pwrite + fdatasync, \(bench.baselinePreallocation.rawValue) file): p50 \(micros(sync.p50Nanos)) µs, p99 \(micros(sync.p99Nanos)) µs, p99.9 \(micros(sync.p999Nanos)) µs  (\(other.rawValue) file: p50 \(micros(otherSync.p50Nanos)) µs, p99 \(micros(otherSync.p99Nanos)) µs)")
+            for rate in [10_000, 100_000, 1_000_000] {
+                for method in chosenMethods {
+                    let result = try bench.groupCommit(framesPerSecond: rate, seconds: quick ? 1 : seconds, method: method)
+                    let latency = result.latency
+                    let ratio = Double(latency.p99Nanos) / Double(max(1, sync.p99Nanos))
+                    ratios["\(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10))", default: []].append(ratio)
+                    print("  \(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10)) sustained \(padLeft(formatFixed(result.sustainedFramesPerSecond, decimals: 0), 9))/s  p50 \(micros(latency.p50Nanos)) µs  p99 \(micros(latency.p99Nanos)) µs  p99.9 \(micros(latency.p999Nanos)) µs  (p99 = \(formatFixed(ratio, decimals: 1))× fdatasync p99; \(result.syncs) syncs)")
+                }
+            }
+        }
+        if runs > 1 {
+            print("  median over \(runs) runs of p99 / same-run fdatasync p99:")
+            for (label, values) in ratios.sorted(by: { $0.key < $1.key }) {
+                print("  \(label) \(formatFixed(median(values), decimals: 2))×  (runs: \(values.map { formatFixed($0, decimals: 2) }.joined(separator: ", ")))")
             }
         }
     }
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
 /// Bytes and time of one throughput series.
@@ -126,6 +157,11 @@ struct LogBenchmark {
     let quick: Bool
     let preallocation: IOUringStorage.PreallocationMethod
 
+    /// The log's segments are prepared the way the storage preallocates: zero-filled in the background, or fallocate'd.
+    var segmentPreallocation: LogSegmentPreallocation { preallocation == .zeroFill ? .zeroFill : .allocate }
+    /// The baselines' files are prepared like the log's segments (before their timing starts).
+    var baselinePreallocation: Preallocation { preallocation == .zeroFill ? .zeroFilled : .fallocated }
+
     private func withLog<R>(
         _ label: String, durability: DurabilityMode, method: LogAppendMethod, maxPayloadBytes: Int = 1 << 20,
         _ body: (ReplicatedLog<IOUringStorage>) throws -> R
@@ -135,7 +171,7 @@ struct LogBenchmark {
         let storage = try IOUringStorage(directory: folder, ring: try Ring(), preallocationMethod: preallocation)
         let configuration = LogConfiguration(
             clusterID: 1, segmentLengthBytes: segmentBytes, maxPayloadBytes: maxPayloadBytes, durability: durability,
-            appendMethod: method, stagingBufferBytes: 4 << 20)
+            appendMethod: method, stagingBufferBytes: 4 << 20, segmentPreallocation: segmentPreallocation)
         let log = try ReplicatedLog(storage: storage, configuration: configuration)
         return try body(log)
     }
@@ -189,15 +225,14 @@ struct LogBenchmark {
     }
 
     /// The baseline: the same bytes with plain `pwrite` (one call per `framesPerWrite` frames), into
-    /// one fallocate'd file, with an `fdatasync` after each write when `sync`.
+    /// one file prepared like the log's segments, with an `fdatasync` after each write when `sync`.
     func baselineWrite(totalBytes: Int64, frameBytes: Int, framesPerWrite: Int, sync: Bool = false) throws -> ThroughputResult {
         let path = scratch + "/baseline.dat"
         let file = try PlainFile(path: path)
         defer { file.close(); unlink(path) }
         let writeBytes = frameBytes * framesPerWrite
         let writes = totalBytes / Int64(writeBytes)
-        try file.fallocate(bytes: writes * Int64(writeBytes))
-        try file.datasync()
+        try baselinePreallocation.prepare(file, bytes: writes * Int64(writeBytes))
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: writeBytes, alignment: 4096)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0x3C)
@@ -210,13 +245,12 @@ struct LogBenchmark {
         return ThroughputResult(bytes: writes * Int64(writeBytes), frames: writes * Int64(framesPerWrite), nanos: nanos)
     }
 
-    /// 4 KiB pwrite + fdatasync latency, sequential in a fallocate'd file.
-    func syncLatency(operations: Int) throws -> LatencySummary {
+    /// 4 KiB pwrite + fdatasync latency, sequential in a file prepared by `preallocation`.
+    func syncLatency(operations: Int, preallocation: Preallocation) throws -> LatencySummary {
         let path = scratch + "/sync.dat"
         let file = try PlainFile(path: path)
         defer { file.close(); unlink(path) }
-        try file.fallocate(bytes: Int64(operations) * 4096)
-        try file.datasync()
+        try preallocation.prepare(file, bytes: Int64(operations) * 4096)
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0x11)
