@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "KeelWire", targets: ["KeelWire"]),
         .library(name: "KeelPOSIX", targets: ["KeelPOSIX"]),
         .library(name: "KeelLog", targets: ["KeelLog"]),
+        .library(name: "KeelArchive", targets: ["KeelArchive"]),
         .library(name: "KeelRaft", targets: ["KeelRaft"]),
         .library(name: "KeelSimulation", targets: ["KeelSimulation"]),
         .library(name: "KeelService", targets: ["KeelService"]),
@@ -45,6 +46,8 @@ let package = Package(
         .target(name: "KeelRaft", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // The segmented replicated log over the Storage protocol.
         .target(name: "KeelLog", dependencies: ["KeelCore", "KeelWire", "CKeelChecksum"], swiftSettings: swiftSettings),
+        // Snapshot files and the catalog (recording log) over the Storage protocol.
+        .target(name: "KeelArchive", dependencies: ["KeelCore", "KeelWire", "KeelService"], swiftSettings: swiftSettings),
         // Plain-socket Transport for client programs (runs where io_uring is blocked).
         .target(name: "KeelPOSIX", dependencies: ["KeelCore", "CKeelShims"], swiftSettings: swiftSettings),
         // io_uring implementations of Storage / Clock (and later Transport); agent runners.
@@ -69,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "keel",
             dependencies: [
-                "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelRaft", "KeelSimulation", "CKeelChecksum", "CKeelShims",
+                "Keel", "KeelCore", "KeelIO", "KeelPOSIX", "KeelWire", "KeelLog", "KeelArchive", "KeelRaft", "KeelSimulation", "CKeelChecksum", "CKeelShims",
                 "KeelService", "KeelRuntime", "KeelNode", "KeelClient", "KeelExamples", "KeelLocalCluster",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -83,6 +86,7 @@ let package = Package(
         .testTarget(name: "KeelStorageSpecTests", dependencies: ["KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelRaftTests", dependencies: ["KeelRaft", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelLogTests", dependencies: ["KeelLog", "KeelIO", "KeelSimulation", "KeelCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "KeelArchiveTests", dependencies: ["KeelArchive", "KeelIO", "KeelSimulation", "KeelService", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelWireTests", dependencies: ["KeelWire", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelPOSIXTests", dependencies: ["KeelPOSIX", "KeelCore"], swiftSettings: swiftSettings),
         .testTarget(name: "KeelRuntimeTests", dependencies: ["KeelRuntime", "KeelSimulation", "KeelExamples", "KeelService", "KeelLog", "KeelRaft", "KeelWire", "KeelCore"], swiftSettings: swiftSettings),

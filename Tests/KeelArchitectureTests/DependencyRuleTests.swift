@@ -10,7 +10,7 @@ private let allowedImports: [String: Set<String>] = [
     "KeelWire": ["KeelCore", "CKeelChecksum"],
     "KeelRaft": ["KeelCore"],
     "KeelLog": ["KeelCore", "KeelWire", "CKeelChecksum", "Synchronization"],
-    "KeelArchive": ["KeelCore", "KeelWire", "CKeelChecksum"],
+    "KeelArchive": ["KeelCore", "KeelWire", "CKeelChecksum", "KeelService"],
     "KeelService": ["KeelCore"],
     "KeelRuntime": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "Synchronization"],
     "KeelIO": ["KeelCore", "CLiburing", "CKeelShims", "Glibc", "Synchronization"],
