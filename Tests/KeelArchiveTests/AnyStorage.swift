@@ -31,6 +31,7 @@ final class AnyStorage: Storage {
         try inner.submitWrite(file, at: offset, bytes, token: token, thenDatasync: thenDatasync)
     }
     func submitDatasync(_ file: FileID, token: IOToken) throws(IOError) { try inner.submitDatasync(file, token: token) }
+    func submitSyncDirectory(token: IOToken) throws(IOError) { try inner.submitSyncDirectory(token: token) }
     func flushSubmissions() throws(IOError) { try inner.flushSubmissions() }
     func reapCompletions(into completions: inout IOCompletionBuffer) { inner.reapCompletions(into: &completions) }
     func waitForCompletions(timeoutNanos: Int64) throws(IOError) { try inner.waitForCompletions(timeoutNanos: timeoutNanos) }

@@ -52,6 +52,7 @@ final class CrashingStorage: Storage {
         step(); try inner.submitWrite(file, at: offset, bytes, token: token, thenDatasync: thenDatasync)
     }
     func submitDatasync(_ file: FileID, token: IOToken) throws(IOError) { step(); try inner.submitDatasync(file, token: token) }
+    func submitSyncDirectory(token: IOToken) throws(IOError) { step(); try inner.submitSyncDirectory(token: token) }
     func flushSubmissions() throws(IOError) { step(); try inner.flushSubmissions() }
     func reapCompletions(into completions: inout IOCompletionBuffer) { inner.reapCompletions(into: &completions) }
     func waitForCompletions(timeoutNanos: Int64) throws(IOError) { step(); try inner.waitForCompletions(timeoutNanos: timeoutNanos) }
