@@ -205,17 +205,20 @@ struct SnapshotRecordHeader {
     var sectionRaw: UInt16
     var index: UInt32
 
-    /// Outbound encoder: the 16 header bytes, with the CRC over them and `payload`.
+    /// Outbound encoder: the 16 header bytes, with the CRC over them and the payload (whose CRC32C is
+    /// `payloadCRC`); adds the record to `checksums`' whole-file CRC.
     static func encode(
-        into header: UnsafeMutableRawPointer, kind: SnapshotRecordKind, section: UInt16, index: UInt32, payload: UnsafeRawBufferPointer
+        into header: UnsafeMutableRawPointer, kind: SnapshotRecordKind, section: UInt16, index: UInt32,
+        payloadBytes: Int, payloadCRC: UInt32, checksums: inout SnapshotChecksums
     ) {
-        header.storeBytes(of: UInt32(payload.count).littleEndian, toByteOffset: 0, as: UInt32.self)
+        header.storeBytes(of: UInt32(payloadBytes).littleEndian, toByteOffset: 0, as: UInt32.self)
         header.storeBytes(of: kind.rawValue, toByteOffset: 8, as: UInt8.self)
         header.storeBytes(of: UInt8(0), toByteOffset: 9, as: UInt8.self)
         header.storeBytes(of: section.littleEndian, toByteOffset: 10, as: UInt16.self)
         header.storeBytes(of: index.littleEndian, toByteOffset: 12, as: UInt32.self)
-        let crc = crcOf(header: UnsafeRawPointer(header), payload: payload)
+        let crc = checksums.recordCRC(header: UnsafeRawPointer(header), payloadCRC: payloadCRC, payloadBytes: payloadBytes)
         header.storeBytes(of: crc.littleEndian, toByteOffset: 4, as: UInt32.self)
+        checksums.addRecord(header: UnsafeRawPointer(header), payloadCRC: payloadCRC, payloadBytes: payloadBytes)
     }
 
     /// The record CRC: bytes 0..<4 and 8..<16 of the header, then the payload.

@@ -34,17 +34,19 @@ struct SnapshotScanner<S: Storage> {
 
     func scan() throws(ArchiveError) -> SnapshotScan {
         let size = try storageCall { () throws(IOError) in try storage.fileSize(file) }
-        let (fileHeader, headerCRC) = try readFileHeader()
+        let (fileHeader, headerBytesRead) = try readFileHeader()
+        defer { headerBytesRead.deallocate() }
         let buffer = UnsafeMutableRawBufferPointer.allocate(
             byteCount: SnapshotFormat.recordHeaderBytes + fileHeader.chunkPayloadBytesMax, alignment: 16)
         defer { buffer.deallocate() }
 
-        var wholeCRC = headerCRC
+        var checksums = SnapshotChecksums(chunkBytes: fileHeader.chunkPayloadBytesMax)
+        checksums.add(headerBytesRead)
         var offset = Int64(SnapshotFormat.headerBytes)
         var index: UInt32 = 0
         var sections: [SnapshotSectionExtent] = []
         while true {
-            let record = try readRecord(at: offset, size: size, index: index, limit: fileHeader.chunkPayloadBytesMax, into: buffer)
+            let record = try readRecord(at: offset, size: size, index: index, limit: fileHeader.chunkPayloadBytesMax, into: buffer, checksums: checksums)
             let recordBytes = SnapshotFormat.recordHeaderBytes + record.payloadBytes
             switch record.kind {
             case .sectionStart:
@@ -64,10 +66,10 @@ struct SnapshotScanner<S: Storage> {
                 sections[sections.count - 1].bytes += Int64(record.payloadBytes)
                 sections[sections.count - 1].chunks += 1
             case .trailer:
-                try checkTrailer(buffer, at: offset, size: size, wholeCRC: wholeCRC, record: record)
-                return SnapshotScan(fileHeader: fileHeader, fileLengthBytes: size, wholeCRC: wholeCRC, sections: sections)
+                try checkTrailer(buffer, at: offset, size: size, wholeCRC: checksums.whole, record: record)
+                return SnapshotScan(fileHeader: fileHeader, fileLengthBytes: size, wholeCRC: checksums.whole, sections: sections)
             }
-            wholeCRC = CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[0..<recordBytes]), continuing: wholeCRC)
+            checksums.addRecord(header: UnsafeRawPointer(buffer.baseAddress!), payloadCRC: record.payloadCRC, payloadBytes: record.payloadBytes)
             offset += Int64(recordBytes)
             index &+= 1
         }
@@ -90,13 +92,16 @@ struct SnapshotScanner<S: Storage> {
         }
     }
 
-    /// The decoded header and the CRC32C of its 128 bytes as stored (the start of the whole-file CRC).
-    private func readFileHeader() throws(ArchiveError) -> (SnapshotFileHeader, UInt32) {
+    /// The decoded header and its 128 bytes as stored (the start of the whole-file CRC; the caller deallocates them).
+    private func readFileHeader() throws(ArchiveError) -> (SnapshotFileHeader, UnsafeRawBufferPointer) {
         var bytes = [UInt8](repeating: 0, count: SnapshotFormat.headerBytes)
         let count = try read(at: 0, into: &bytes)
         let decoded = bytes.withUnsafeBytes { SnapshotFileHeader.decode(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
         switch decoded {
-        case .valid(let header): return (header, bytes.withUnsafeBytes { CRC32C.checksum($0) })
+        case .valid(let header):
+            let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: SnapshotFormat.headerBytes, alignment: 8)
+            copy.copyBytes(from: bytes)
+            return (header, UnsafeRawBufferPointer(copy))
         case .invalid(let reason): throw corrupt(0, reason)
         case .unsupportedVersion(let version):
             throw .badSnapshot(.unsupported(file: fileName, found: version, supported: SnapshotFormat.version, what: "snapshot"))
@@ -107,12 +112,14 @@ struct SnapshotScanner<S: Storage> {
         var kind: SnapshotRecordKind
         var sectionRaw: UInt16
         var payloadBytes: Int
+        var payloadCRC: UInt32
         var index: UInt32
     }
 
     /// Reads the record at `offset` (header and payload) into `buffer` and checks it on its own.
     private func readRecord(
-        at offset: Int64, size: Int64, index: UInt32, limit: Int, into buffer: UnsafeMutableRawBufferPointer
+        at offset: Int64, size: Int64, index: UInt32, limit: Int, into buffer: UnsafeMutableRawBufferPointer,
+        checksums: SnapshotChecksums
     ) throws(ArchiveError) -> ScannedRecord {
         let headerBytes = SnapshotFormat.recordHeaderBytes
         guard offset + Int64(headerBytes) <= size else {
@@ -132,12 +139,13 @@ struct SnapshotScanner<S: Storage> {
         }
         let payload = UnsafeMutableRawBufferPointer(rebasing: buffer[headerBytes..<(headerBytes + header.payloadBytes)])
         try readExactly(at: offset + Int64(headerBytes), into: payload)
-        let crc = SnapshotRecordHeader.crcOf(header: UnsafeRawPointer(buffer.baseAddress!), payload: UnsafeRawBufferPointer(payload))
+        let payloadCRC = CRC32C.checksum(UnsafeRawBufferPointer(payload))
+        let crc = checksums.recordCRC(header: UnsafeRawPointer(buffer.baseAddress!), payloadCRC: payloadCRC, payloadBytes: header.payloadBytes)
         guard crc == header.storedCRC else {
             throw corrupt(offset, "record \(index) (\(describe(kind, header.sectionRaw)), \(header.payloadBytes) bytes) fails its CRC")
         }
         guard header.index == index else { throw corrupt(offset, "record \(index) carries index \(header.index): a record is missing or out of order") }
-        return ScannedRecord(kind: kind, sectionRaw: header.sectionRaw, payloadBytes: header.payloadBytes, index: index)
+        return ScannedRecord(kind: kind, sectionRaw: header.sectionRaw, payloadBytes: header.payloadBytes, payloadCRC: payloadCRC, index: index)
     }
 
     private func describe(_ kind: SnapshotRecordKind, _ section: UInt16) -> String {

@@ -29,7 +29,7 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
     /// Headers of records written on their own (file header, section starts, large chunks, trailer).
     private let scratch: UnsafeMutableRawBufferPointer
     private var nextFileOffset: Int64 = 0
-    private var wholeCRC: UInt32 = 0
+    private var checksums: SnapshotChecksums
     private var recordIndex: UInt32 = 0
     private var section: SnapshotSection?
     private var sectionsStarted: [SnapshotSection] = []
@@ -53,6 +53,7 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
         temporaryName = SnapshotFormat.temporaryName(id: id)
         chunk = .allocate(byteCount: SnapshotFormat.recordHeaderBytes + chunkPayloadBytes, alignment: 4096)
         scratch = .allocate(byteCount: SnapshotFormat.headerBytes, alignment: 16)
+        checksums = SnapshotChecksums(chunkBytes: chunkPayloadBytes)
         do {
             // A temporary file of this id can only be left from an attempt that crashed: start afresh.
             let name = temporaryName
@@ -61,7 +62,9 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
             }
             file = try storageCall { () throws(IOError) in try storage.openFile(name, create: true) }
             SnapshotFileHeader(snapshotID: id, header: header, chunkPayloadBytesMax: chunkPayloadBytes).encode(into: scratch)
-            try emit(UnsafeRawBufferPointer(rebasing: scratch[0..<SnapshotFormat.headerBytes]))
+            let fileHeader = UnsafeRawBufferPointer(rebasing: scratch[0..<SnapshotFormat.headerBytes])
+            try emit(fileHeader)
+            checksums.add(fileHeader)
         } catch {
             abandon(because: "could not start: \(error)")
             throw error
@@ -129,8 +132,8 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
             let payload = scratch.baseAddress! + 64
             payload.initializeMemory(as: UInt8.self, repeating: 0, count: SnapshotFormat.trailerPayloadBytes)
             payload.storeBytes(of: length.littleEndian, toByteOffset: 0, as: Int64.self)
-            payload.storeBytes(of: wholeCRC.littleEndian, toByteOffset: 8, as: UInt32.self)
-            let crcBeforeTrailer = wholeCRC
+            let crcBeforeTrailer = checksums.whole
+            payload.storeBytes(of: crcBeforeTrailer.littleEndian, toByteOffset: 8, as: UInt32.self)
             try emitRecord(kind: .trailer, section: 0, payload: UnsafeRawBufferPointer(start: payload, count: SnapshotFormat.trailerPayloadBytes))
             let finalName = SnapshotFormat.fileName(id: id)
             let (storage, file, temporaryName) = (storage, file!, temporaryName)
@@ -193,7 +196,9 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
         guard payloadFilled > 0, let section else { return }
         let header = chunk.baseAddress!
         let payload = UnsafeRawBufferPointer(start: header + SnapshotFormat.recordHeaderBytes, count: payloadFilled)
-        SnapshotRecordHeader.encode(into: header, kind: .data, section: section.rawValue, index: recordIndex, payload: payload)
+        SnapshotRecordHeader.encode(
+            into: header, kind: .data, section: section.rawValue, index: recordIndex,
+            payloadBytes: payload.count, payloadCRC: CRC32C.checksum(payload), checksums: &checksums)
         try emit(UnsafeRawBufferPointer(rebasing: chunk[0..<(SnapshotFormat.recordHeaderBytes + payloadFilled)]))
         recordIndex &+= 1
         payloadFilled = 0
@@ -202,7 +207,9 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
     /// Writes a record whose header is built in `scratch` and whose payload is elsewhere (gathered).
     private func emitRecord(kind: SnapshotRecordKind, section: UInt16, payload: UnsafeRawBufferPointer) throws(ArchiveError) {
         let header = scratch.baseAddress!
-        SnapshotRecordHeader.encode(into: header, kind: kind, section: section, index: recordIndex, payload: payload)
+        SnapshotRecordHeader.encode(
+            into: header, kind: kind, section: section, index: recordIndex,
+            payloadBytes: payload.count, payloadCRC: payload.isEmpty ? 0 : CRC32C.checksum(payload), checksums: &checksums)
         let headerBytes = UnsafeRawBufferPointer(start: header, count: SnapshotFormat.recordHeaderBytes)
         if payload.isEmpty {
             try emit(headerBytes)
@@ -215,20 +222,20 @@ public final class SnapshotWriting<S: Storage>: SnapshotWriter {
     private func emit(_ bytes: UnsafeRawBufferPointer) throws(ArchiveError) {
         let (storage, file, offset) = (storage, file!, nextFileOffset)
         try storageCall { () throws(IOError) in try storage.write(file, at: offset, bytes) }
-        wholeCRC = CRC32C.checksum(bytes, continuing: wholeCRC)
         nextFileOffset += Int64(bytes.count)
     }
 
     private func emitGathered(_ first: UnsafeRawBufferPointer, _ second: UnsafeRawBufferPointer) throws(ArchiveError) {
         let (storage, file, offset) = (storage, file!, nextFileOffset)
-        let pieces = [IOVector(base: first.baseAddress, count: first.count), IOVector(base: second.baseAddress, count: second.count)]
         try storageCall { () throws(IOError) in
-            let result: Result<Void, IOError> = pieces.withUnsafeBufferPointer { buffer in
-                do throws(IOError) { try storage.write(file, at: offset, gathering: buffer); return .success(()) } catch { return .failure(error) }
+            let result: Result<Void, IOError> = withUnsafeTemporaryAllocation(of: IOVector.self, capacity: 2) { pieces in
+                pieces.initialize(repeating: IOVector(base: nil, count: 0))
+                pieces[0] = IOVector(base: first.baseAddress, count: first.count)
+                pieces[1] = IOVector(base: second.baseAddress, count: second.count)
+                do throws(IOError) { try storage.write(file, at: offset, gathering: UnsafeBufferPointer(pieces)); return .success(()) } catch { return .failure(error) }
             }
             try result.get()
         }
-        wholeCRC = CRC32C.checksum(second, continuing: CRC32C.checksum(first, continuing: wholeCRC))
         nextFileOffset += Int64(first.count + second.count)
     }
 }

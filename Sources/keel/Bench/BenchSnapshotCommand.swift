@@ -98,14 +98,24 @@ final class SnapshotBenchmark {
         var verifyNanos: Int64
         var streamNanos: Int64
         var rawReadNanos: Int64
+        var cpu: CPUFigures
         var writeRatio: Double { Double(rawWriteNanos) / Double(snapshotWriteNanos) }
         var loadRatio: Double { Double(rawReadNanos) / Double(verifyNanos + streamNanos) }
         var verifyRatio: Double { Double(rawReadNanos) / Double(verifyNanos) }
         var line: String {
             func ms(_ nanos: Int64) -> String { formatFixed(Double(nanos) / 1e6, decimals: 0) }
             return "write \(ms(snapshotWriteNanos)) ms (finish \(ms(finishNanos))) vs raw \(ms(rawWriteNanos)) ms (fdatasync \(ms(rawSyncNanos))) (\(formatFixed(100 * writeRatio, decimals: 0))%); "
-                + "load \(ms(verifyNanos)) + \(ms(streamNanos)) ms vs raw read \(ms(rawReadNanos)) ms (\(formatFixed(100 * loadRatio, decimals: 0))%)"
+                + "load \(ms(verifyNanos)) + \(ms(streamNanos)) ms vs raw read \(ms(rawReadNanos)) ms (\(formatFixed(100 * loadRatio, decimals: 0))%); "
+                + "CPU ms: write \(ms(cpu.snapshotWrite)) vs \(ms(cpu.rawWrite)), load \(ms(cpu.load)) vs \(ms(cpu.rawRead))"
         }
+    }
+
+    /// CPU time (user + system) each series took: independent of how busy the machine's other processes keep it.
+    struct CPUFigures {
+        var snapshotWrite: Int64
+        var rawWrite: Int64
+        var load: Int64
+        var rawRead: Int64
     }
 
     init(scratch: String, stateBytes: Int64, chunkBytes: Int, pieceBytes: Int, cold: Bool) throws {
@@ -130,13 +140,16 @@ final class SnapshotBenchmark {
         let rawPath = scratch + "/raw.bin"
         let rawFirst = index % 2 == 1
 
-        var rawWriteNanos: Int64 = 0, snapshotWriteNanos: Int64 = 0
+        var rawWriteNanos: Int64 = 0, snapshotWriteNanos: Int64 = 0, rawWriteCPUNanos: Int64 = 0, snapshotWriteCPUNanos: Int64 = 0
+        var rawReadCPUNanos: Int64 = 0, loadCPUNanos: Int64 = 0
         var entry: SnapshotEntry?
         for step in 0..<2 {
             if (step == 0) == rawFirst {
                 rawWriteNanos = try timed { try writeRaw(path: rawPath) }
+                rawWriteCPUNanos = lastCPUNanos
             } else {
                 snapshotWriteNanos = try timed { entry = try writeSnapshot(archive) }
+                snapshotWriteCPUNanos = lastCPUNanos
             }
         }
         let snapshotPath = scratch + "/" + entry!.fileName
@@ -150,13 +163,16 @@ final class SnapshotBenchmark {
             if cold { dropFromPageCache(rawPath); dropFromPageCache(snapshotPath) }
             if (step == 0) == rawFirst {
                 rawReadNanos = try timed { try readRaw(path: rawPath) }
+                rawReadCPUNanos = lastCPUNanos
             } else {
                 var load: SnapshotLoad<IOUringStorage>?
                 verifyNanos = try timed {
                     load = archive.newestValidSnapshot()
                     guard load?.entry == entry else { throw BenchmarkError("the snapshot just written did not verify: \(archive.rejectedSnapshots)") }
                 }
+                loadCPUNanos = lastCPUNanos
                 streamNanos = try timed { try stream(load!) }
+                loadCPUNanos += lastCPUNanos
                 load!.close()
             }
         }
@@ -164,13 +180,20 @@ final class SnapshotBenchmark {
         unlink(rawPath)
         return Run(
             snapshotWriteNanos: snapshotWriteNanos, rawWriteNanos: rawWriteNanos, finishNanos: lastFinishNanos, rawSyncNanos: lastRawSyncNanos,
-            verifyNanos: verifyNanos, streamNanos: streamNanos, rawReadNanos: rawReadNanos)
+            verifyNanos: verifyNanos, streamNanos: streamNanos, rawReadNanos: rawReadNanos,
+            cpu: CPUFigures(snapshotWrite: snapshotWriteCPUNanos, rawWrite: rawWriteCPUNanos, load: loadCPUNanos, rawRead: rawReadCPUNanos))
     }
 
+    /// CPU time (user + system, this process) of the last `timed` body.
+    private var lastCPUNanos: Int64 = 0
+
     private func timed(_ body: () throws -> Void) throws -> Int64 {
+        let cpuStart = processCPUNanos()
         let start = monotonicNanos()
         try body()
-        return monotonicNanos() - start
+        let elapsed = monotonicNanos() - start
+        lastCPUNanos = processCPUNanos() - cpuStart
+        return elapsed
     }
 
     private func writeSnapshot(_ archive: SnapshotArchive<IOUringStorage>) throws -> SnapshotEntry {
