@@ -59,7 +59,12 @@ example_package() {
 run_stage "Examples/ package build and run" 1 example_package
 run_stage "raft simulation time boxes" 2 simulate_all
 run_stage "whole-node simulation time boxes" 2 simulate_nodes
-run_stage "io benchmark smoke run" 1 $KEEL bench io --quick
+benchmark_smoke() {
+  $KEEL bench io --quick
+  # 64 MiB written and loaded through the snapshot archive beside raw write and read (a few seconds).
+  $KEEL bench snapshot --quick
+}
+run_stage "io and snapshot benchmark smoke runs" 1 benchmark_smoke
 run_stage "Benchmarks/ package compile check" 3 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
 
 echo "::: summary"
