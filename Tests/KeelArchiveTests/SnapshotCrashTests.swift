@@ -71,6 +71,41 @@ import Testing
         #expect(outcomes[.previous, default: 0] > 20 && outcomes[.new, default: 0] > 5, "both outcomes are exercised: \(outcomes)")
     }
 
+    /// Retention cut short by a power loss before any of its operations (deletes, directory fsync,
+    /// catalog write), and the reopening after it cut short too: the kept snapshots always remain,
+    /// every listed snapshot verifies, and the directory agrees with the catalog.
+    @Test func removalAndReopeningInterruptedAtEveryPointKeepTheNewest() throws {
+        for cut in 1...12 {
+            for seed in UInt64(1)...6 {
+                let disk = SimulatedDisk(seed: seed * 100 + UInt64(cut), configuration: SimulatedDiskConfiguration(fileCapacityBytes: 8 << 20, faults: .adversarial))
+                var entries: [SnapshotEntry] = []
+                do {
+                    let archive = try SnapshotArchive(storage: SimulatedStorage(disk: disk, directory: "archive"), configuration: Self.configuration)
+                    for index in 0..<4 {
+                        entries.append(try takeSnapshot(archive, testHeader(position: Int64(100 * (index + 1))), SnapshotStates.make(seed: UInt64(index), serviceBytes: 6000)))
+                    }
+                }
+                let storage = CrashingStorage(SimulatedStorage(disk: disk, directory: "archive"), cutBeforeOperation: nil, powerLoss: true)
+                let archive = try SnapshotArchive(storage: storage, configuration: Self.configuration)
+                storage.cutBeforeOperation = storage.operationCount + cut
+                _ = try? archive.removeSnapshots(keepingNewest: 1)
+                if !storage.didCut { disk.powerLoss() }
+                // The reopening is interrupted as well, at a seed-chosen point, then done in full.
+                let interrupted = CrashingStorage(SimulatedStorage(disk: disk, directory: "archive"), cutBeforeOperation: Int(seed), powerLoss: true)
+                _ = try? SnapshotArchive(storage: interrupted, configuration: Self.configuration)
+                if !interrupted.didCut { disk.powerLoss() }
+
+                let reopened = try SnapshotArchive(storage: SimulatedStorage(disk: disk, directory: "archive"), configuration: Self.configuration)
+                let listed = reopened.snapshots()
+                #expect(listed.last == entries.last, "cut \(cut), seed \(seed): the newest snapshot was lost: \(listed)")
+                #expect(listed.allSatisfy { entries.contains($0) }, "cut \(cut), seed \(seed): \(listed)")
+                #expect(listed.allSatisfy { reopened.verify($0) == nil }, "cut \(cut), seed \(seed): a listed snapshot fails verification")
+                #expect(Set(disk.fileNames(in: "archive")) == Set(["catalog.0", "catalog.1"] + listed.map(\.fileName)),
+                        "cut \(cut), seed \(seed): files \(disk.fileNames(in: "archive")) against \(listed)")
+            }
+        }
+    }
+
     @Test func aFullDiskAbandonsTheSnapshotAndKeepsThePreviousOne() throws {
         let disk = SimulatedDisk(seed: 7, configuration: SimulatedDiskConfiguration(capacityBytes: 200_000, fileCapacityBytes: 8 << 20, faults: .loseAllUnsynced))
         let archive = try SnapshotArchive(storage: SimulatedStorage(disk: disk, directory: "archive"), configuration: Self.configuration)
