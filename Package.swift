@@ -55,7 +55,7 @@ let package = Package(
         // The public service API: ClusteredService, Cluster, ClientSession.
         .target(name: "KeelService", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // Consensus agent, service agent, timers, sessions; generic over Storage / Transport / Clock.
-        .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelService"], swiftSettings: swiftSettings),
+        .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService"], swiftSettings: swiftSettings),
         // ClusterNode: the runtime wired to io_uring for production.
         .target(name: "KeelNode", dependencies: ["KeelRuntime", "KeelService", "KeelIO", "KeelCore"], swiftSettings: swiftSettings),
         // ClusterClient over plain sockets.

@@ -108,10 +108,12 @@ public final class SnapshotArchive<S: Storage> {
     /// The newest snapshot that passes full verification (every chunk CRC, the whole-file CRC, and
     /// agreement with the catalog), opened for reading; nil when none does. Each newer snapshot that
     /// failed is reported in the load's `rejected` (and in `rejectedSnapshots`) with file and offset.
-    public func newestValidSnapshot() -> SnapshotLoad<S>? {
+    /// With `atOrBelow`, snapshots past that log position are skipped unread (a node whose log lost
+    /// its tail in a power loss cannot replay on from them).
+    public func newestValidSnapshot(atOrBelow limit: LogPosition? = nil) -> SnapshotLoad<S>? {
         var rejected: [SnapshotProblem] = []
         defer { rejectedSnapshots = rejected }
-        for entry in catalog.contents.snapshots.reversed() {
+        for entry in catalog.contents.snapshots.reversed() where limit.map({ entry.position <= $0 }) ?? true {
             switch open(entry) {
             case .success(let (file, scan)):
                 return SnapshotLoad(entry: entry, scan: scan, storage: storage, file: file, displayName: displayName(entry.fileName), rejected: rejected)

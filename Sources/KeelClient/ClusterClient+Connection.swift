@@ -6,7 +6,7 @@ import KeelWire
 
 /// What a completion belongs to; kept in the token's low bits beside the connection's generation.
 enum ClientOperation: UInt64 {
-    case connect = 1, receive, requests, connectFrame, keepAlive, closeSignal
+    case connect = 1, receive, requests, connectFrame, keepAlive, closeSignal, admin
 }
 
 extension ClusterClient {
@@ -111,7 +111,7 @@ extension ClusterClient {
             keepAliveInFlight = false
         case .closeSignal:
             closeSignalSent = true
-        case .connectFrame:
+        case .connectFrame, .admin:
             break
         }
         return 1

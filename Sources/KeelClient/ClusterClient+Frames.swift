@@ -48,6 +48,10 @@ extension ClusterClient {
             requestRejected(rejected, now: now, handler)
         case .challenge(let challenge):
             answer(challenge, now: now)
+        case .adminResponse(let response):
+            adminResponses.append(AdminAnswer(
+                correlationID: response.correlationID, requestType: response.requestType, status: response.status,
+                text: String(decoding: response.body, as: UTF8.self)))
         default:
             connectionLost("unexpected \(message.type) frame from \(currentTarget)", now: now)
         }

@@ -42,6 +42,10 @@ public final class ClusterClient<Time: Clock> {
 
     var phase: Phase
     var connection: ConnectionID?
+    /// Admin answers received, oldest first (`sendAdmin`).
+    public internal(set) var adminResponses: [AdminAnswer] = []
+    /// The admin request frame in flight (kept until the next one: the send reads it later).
+    var adminFrame: UnsafeMutableRawBufferPointer?
     /// Bumped for every connection; completions of older ones are ignored.
     var generation: UInt64 = 0
     var memberCursor = 0
@@ -106,6 +110,24 @@ public final class ClusterClient<Time: Clock> {
     deinit {
         if let connection { transport.close(connection) }
         controlBuffer.deallocate()
+        adminFrame?.deallocate()
+    }
+
+    /// Sends an admin request on the open session's connection (the leader's); the answer arrives
+    /// in `adminResponses` as `poll` runs. Returns the request's correlation id, or nil when no
+    /// session is open. The connection's principal must be allowed to administer.
+    public func sendAdmin(_ type: AdminRequestType, correlationID: Int64) -> Bool {
+        guard phase == .open, let connection else { return false }
+        adminFrame?.deallocate()
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: AdminRequestFrame.fixedBytes, alignment: 8)
+        adminFrame = frame
+        let length = AdminRequestFrame.encode(into: frame, correlationID: correlationID, requestType: type, body: UnsafeRawBufferPointer(start: nil, count: 0))
+        do throws(IOError) {
+            try transport.submitSend(connection, UnsafeRawBufferPointer(rebasing: frame[0..<length]), token: token(.admin))
+            return true
+        } catch {
+            return false
+        }
     }
 
     /// Where the client is.

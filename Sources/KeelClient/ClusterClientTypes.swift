@@ -100,3 +100,12 @@ public struct ClusterResponse {
         self.rejection = rejection
     }
 }
+
+/// A member's answer to an admin request (`ClusterClient.sendAdmin`).
+public struct AdminAnswer: Sendable, Equatable {
+    public var correlationID: Int64
+    public var requestType: AdminRequestType
+    public var status: AdminStatus
+    /// The member's explanation (UTF-8 text).
+    public var text: String
+}

@@ -60,9 +60,10 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         guard let service = self.service.take() else { preconditionFailure("a node starts once") }
         let egress = EgressQueue(capacityBytes: 16 << 20)
         let startup = NodeStartup()
+        let snapshots = try Self.openSnapshots(configuration: configuration, directory: directoryPath, ring: serviceRing)
         let host = ConsensusHost(
             configuration: configuration, directory: directoryPath, ring: consensusRing, shared: shared, egress: egress, startup: startup,
-            sharedService: threading == .shared ? service : nil, authenticator: authenticator)
+            sharedService: threading == .shared ? service : nil, authenticator: authenticator, snapshots: snapshots)
         let idle = KernelWaitIdleStrategy(ring: consensusRing, timeoutNanos: 1_000_000)
         // Safe because: the host, its idle strategy and the ring they share move to the new thread
         // together and this thread never touches them again (it keeps only the Sendable waker).
@@ -70,12 +71,17 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         consensusRunner = try AgentRunner(consensusDuty, waker: consensusRing.waker) { failure in
             startup.fail(failure.description)
         }
-        let reader = try startup.wait()
+        let (reader, restored) = try startup.wait()
         startupSignal = startup.signalDuringStartup.load(ordering: .acquiring)
         if threading == .separate {
+            // Safe because: the consensus thread finished with `snapshots` (recovery) before it
+            // signalled the start; from here on only the service agent's thread uses it.
             let agent = ServiceAgent(
                 service: service, memberID: configuration.selfID, reader: reader, shared: shared, egress: egress,
-                responseWindow: configuration.responseWindow)
+                responseWindow: configuration.responseWindow, snapshots: snapshots.value, restoring: restored)
+            let id = configuration.selfID.rawValue
+            agent.eventHandler = { printToStandardError("keel node \(id): \($0)") }
+            agent.progressClock = { SystemClock().monotonicNanos() }
             let serviceIdle = KernelWaitIdleStrategy(ring: serviceRing, timeoutNanos: 1_000_000)
             // Safe because: as above, the service agent and its ring move to their thread for good.
             nonisolated(unsafe) let serviceDuty = AgentDuty(agent: agent, idleStrategy: serviceIdle)
@@ -120,20 +126,52 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
     }
 }
 
+extension ClusterNode {
+    /// Opens the node's snapshot archive (`<directory>/archive`) on the service agent's ring, which
+    /// only its synchronous calls use.
+    static func openSnapshots(configuration: ClusterConfiguration, directory: String, ring: Ring) throws -> ThreadHandoff<NodeSnapshots<IOUringStorage>> {
+        let id = configuration.selfID.rawValue
+        do {
+            let storage = try IOUringStorage(directory: directory + "/archive", ring: ring)
+            let snapshots = try NodeSnapshots(
+                storage: storage, clusterID: configuration.clusterID, memberID: configuration.selfID, members: configuration.members.map(\.id),
+                keepNewest: configuration.snapshotsKept)
+            snapshots.eventHandler = { printToStandardError("keel node \(id): \($0)") }
+            return ThreadHandoff(snapshots)
+        } catch {
+            throw ConfigurationError("cannot open the snapshot archive in \(directory)/archive: \(error)")
+        }
+    }
+}
+
+/// An object used by one thread at a time, handed from one to the next through a synchronising
+/// step (a thread start, a mutex), never used by two at once.
+final class ThreadHandoff<Value>: @unchecked Sendable {
+    // Safe because: see the type's contract; every hand-over in KeelNode goes through a thread
+    // start or `NodeStartup`'s mutex, which order the previous owner's accesses before the next's.
+    let value: Value
+    init(_ value: Value) { self.value = value }
+}
+
 /// The handshake between `ClusterNode.start` and the consensus thread's `onStart`.
 final class NodeStartup: Sendable {
-    private let state = Mutex<(reader: CommittedLogReader?, error: String?)>((nil, nil))
+    private let state = Mutex<(reader: CommittedLogReader?, restored: ConsensusSnapshotState?, error: String?)>((nil, nil, nil))
     /// A termination signal arrived while starting (it is consumed by the wait).
     let signalDuringStartup = Atomic<Bool>(false)
 
-    func succeed(_ reader: CommittedLogReader) { state.withLock { $0.reader = reader } }
+    func succeed(_ reader: CommittedLogReader, restored: ConsensusSnapshotState?) {
+        state.withLock {
+            $0.reader = reader
+            $0.restored = restored
+        }
+    }
     func fail(_ message: String) { state.withLock { if $0.error == nil { $0.error = message } } }
 
-    func wait() throws -> CommittedLogReader {
+    func wait() throws -> (CommittedLogReader, ConsensusSnapshotState?) {
         while true {
-            let (reader, error) = state.withLock { ($0.reader, $0.error) }
+            let (reader, restored, error) = state.withLock { ($0.reader, $0.restored, $0.error) }
             if let error { throw ConfigurationError(error) }
-            if let reader { return reader }
+            if let reader { return (reader, restored) }
             if TerminationSignals.wait(timeoutNanos: 1_000_000) != nil { signalDuringStartup.store(true, ordering: .releasing) }
         }
     }

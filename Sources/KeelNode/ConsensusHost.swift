@@ -21,11 +21,14 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
     var service: ServiceAgent<Service>?
     var countersFile: CountersFile?
     var errorLogFile: ErrorLogFile?
+    let snapshots: ThreadHandoff<NodeSnapshots<IOUringStorage>>
 
     init(
         configuration: ClusterConfiguration, directory: String, ring: Ring, shared: SharedNodeState, egress: EgressQueue,
-        startup: NodeStartup, sharedService: Service?, authenticator: any Authenticator
+        startup: NodeStartup, sharedService: Service?, authenticator: any Authenticator,
+        snapshots: ThreadHandoff<NodeSnapshots<IOUringStorage>>
     ) {
+        self.snapshots = snapshots
         self.authenticator = authenticator
         self.roleName = sharedService == nil ? "consensus" : "node"
         self.configuration = configuration
@@ -55,6 +58,9 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
                     agent.errorReporter = ErrorReporter(log: errorLog, counters: counters)
                 }
             }
+            // The newest snapshot the local log can continue from: its runtime state goes to both agents.
+            let restored = try snapshots.value.recover(logEnd: agent.log.appendedPosition, responseWindow: configuration.responseWindow)
+            if let restored { agent.restore(from: restored) }
             do { try agent.onStart() } catch let error as IOError {
                 throw ConfigurationError("cannot listen: \(error)")
             }
@@ -62,11 +68,14 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             if let sharedService = sharedService.take() {
                 let serviceAgent = ServiceAgent(
                     service: sharedService, memberID: configuration.selfID, reader: agent.committedReader, shared: shared, egress: egress,
-                    responseWindow: configuration.responseWindow)
+                    responseWindow: configuration.responseWindow, snapshots: snapshots.value, restoring: restored)
+                let id = configuration.selfID.rawValue
+                serviceAgent.eventHandler = { printToStandardError("keel node \(id): \($0)") }
+                serviceAgent.progressClock = { SystemClock().monotonicNanos() }
                 try serviceAgent.onStart()
                 service = serviceAgent
             }
-            startup.succeed(agent.committedReader)
+            startup.succeed(agent.committedReader, restored: restored)
         } catch {
             startup.fail("\(error)")
             throw error

@@ -180,6 +180,15 @@ public struct RaftCore: Sendable {
         }
     }
 
+    /// A restarting member recovered a snapshot taken at `position` from its own applied, hence
+    /// committed, entries, and its log still holds every entry up to there: those entries are known
+    /// committed before any leader says so (the service replays from there). Call before the first
+    /// step. Unlike `snapshotInstalled`, the log before `position` is kept (compaction drops it later).
+    public mutating func restoreCommitPosition(_ position: LogPosition) {
+        precondition(position <= termIndex.endPosition, "a snapshot the log cannot continue from (past its end)")
+        commitPosition = max(commitPosition, position)
+    }
+
     /// Whether the runtime should install a snapshot ending at `position` that arrived from a leader:
     /// only beyond the commit position, and never on a leader (whose log is append-only).
     public func shouldInstallSnapshot(position: LogPosition) -> Bool {

@@ -86,6 +86,12 @@ public struct ClusterConfiguration: Sendable {
     public var sessionTimeoutNanos: Int64 = 10_000_000_000
     /// How much of each session's responses every replica keeps for retried requests.
     public var responseWindow = ResponseWindowLimits()
+    /// The leader appends a snapshot marker whenever this many log bytes followed the last one
+    /// (`keel node --snapshot-every-mib`); nil: snapshots only on an admin request. Local to the
+    /// member (only the leader's matters), so not part of the digest.
+    public var snapshotIntervalBytes: Int64?
+    /// Snapshots each member keeps in its archive (older ones are removed after a new one).
+    public var snapshotsKept = 3
     /// Where this member connects to reach a member, when not at its listed address (e.g. through
     /// a fault proxy on that one link). Local to this member: not part of the digest.
     public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]

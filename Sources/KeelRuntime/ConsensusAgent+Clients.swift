@@ -65,13 +65,20 @@ extension ConsensusAgent {
     }
 
     /// Admin requests need a connection authenticated as a principal the authenticator lets
-    /// administer. None is served yet (the admin tool's issue adds them): the authorised get
-    /// `unsupported`, the others `unauthorised`.
+    /// administer (the others get `unauthorised`). Served: take-snapshot; the rest arrive with the
+    /// admin tool's issue (`unsupported`).
     private func answerAdmin(_ frame: AdminRequestFrame, on connection: PeerConnection) {
         let authorised = connection.principal.map { authenticator.mayAdminister(principal: $0) } ?? false
-        let length = AdminResponseFrame.encode(
-            into: scratch, correlationID: frame.correlationID, requestType: frame.requestType, status: authorised ? .unsupported : .unauthorised,
-            body: UnsafeRawBufferPointer(start: nil, count: 0))
+        var status: AdminStatus = authorised ? .unsupported : .unauthorised
+        var text = ""
+        if authorised && frame.requestType == .takeSnapshot {
+            (status, text) = requestSnapshot()
+            event("admin: take-snapshot: \(status) (\(text))")
+        }
+        let body = Array(text.utf8.prefix(WireProtocol.maxAdminBodyBytes))
+        let length = body.withUnsafeBytes {
+            AdminResponseFrame.encode(into: scratch, correlationID: frame.correlationID, requestType: frame.requestType, status: status, body: $0)
+        }
         enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
     }
 

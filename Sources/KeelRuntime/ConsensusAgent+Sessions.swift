@@ -201,6 +201,8 @@ extension ConsensusAgent {
                 sessionState.committed.close(id: frame.sessionID)
                 sessionState.closing.remove(frame.sessionID)
                 sessionState.lastHeardNanos.removeValue(forKey: frame.sessionID)
+            case .snapshotMarker:
+                markerCommitted(endingAt: frame.endPosition)
             default:
                 break
             }

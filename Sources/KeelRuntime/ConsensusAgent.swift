@@ -65,6 +65,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var nextSessionCounter: Int64 = 1
     var lastClusterTime: ClusterTime = .zero
     var sessionState = ConsensusSessions()
+    var markers = SnapshotMarkers()
 
     // Replicated state learnt from the service agent (every member), acted on by the leader.
     var timers = ConsensusTimers()
@@ -188,6 +189,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         work += try drainUndrainedClients()
         work += drainServiceRequests()
         work += fireDueTimers()
+        proposeSnapshotMarker()
         work += try proposeIngress()
         work += try log.poll()
         work += reportPersisted()

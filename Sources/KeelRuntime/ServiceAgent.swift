@@ -37,26 +37,66 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     public private(set) var timersFired: Int64 = 0
     /// A request the consensus agent should see soon was queued this cycle.
     var wakeConsensus = false
+    /// The node's snapshot archive (nil: the node takes no snapshots).
+    let snapshots: (any SnapshotKeeping)?
+    /// Human-readable events (snapshots, restore and replay progress).
+    public var eventHandler: ((String) -> Void)?
+    /// Replay after a restart: progress lines until the log found at start is applied.
+    var replay: ReplayProgress?
+    /// Monotonic ns for pacing progress lines of long loads and replays (nil: no lines).
+    public var progressClock: (() -> Int64)?
 
-    /// A service agent reading `reader` from `startPosition` (the log start, without snapshots).
+    /// A service agent reading `reader` from the log's start, or — given `restoring`, the consensus
+    /// state of the snapshot the node recovered — from that snapshot's position, with its sessions
+    /// and timers. `snapshots` takes the node's snapshots (and hands `onStart` the recovered one's
+    /// service state).
     public init(
         service: Service, memberID: MemberID, reader: LogReader, shared: SharedNodeState, egress: EgressQueue,
-        startPosition: LogPosition = .zero, responseWindow: ResponseWindowLimits = ResponseWindowLimits()
+        responseWindow: ResponseWindowLimits = ResponseWindowLimits(), snapshots: (any SnapshotKeeping)? = nil,
+        restoring: ConsensusSnapshotState? = nil
     ) {
         self.service = service
-        self.sessionTable = SessionTable(limits: responseWindow)
         self.cluster = Cluster(memberId: memberID)
         self.reader = reader
         self.shared = shared
         self.egress = egress
         self.requests = shared.serviceRequests
-        self.appliedPosition = startPosition
+        self.snapshots = snapshots
+        self.sessionTable = restoring?.sessions ?? SessionTable(limits: responseWindow)
+        self.appliedPosition = restoring?.position ?? .zero
+        if let restoring {
+            timers = restoring.timers
+            cluster.time = restoring.timestamp
+            cluster.logPosition = restoring.position
+        }
         overflow.reserveCapacity(64)
     }
 
+    /// Starts the service: from the recovered snapshot's service state when there is one, then
+    /// replays the local log after it (egress suppressed: this member is not the leader yet).
     public func onStart() throws {
+        let clock = progressClock
         cluster.control = self
-        try service.onStart(cluster: cluster, snapshot: nil)
+        for id in sessionTable.sortedIDs {
+            let session = ClientSession(id: id, principal: sessionTable[id]!.principal, egress: self)
+            session.currentTimestamp = cluster.time
+            sessions[id] = session
+        }
+        let reader = snapshots?.takeServiceReader()
+        let progressReader = reader.map { ProgressSnapshotReader($0, clock: clock, report: eventHandler) }
+        do { try service.onStart(cluster: cluster, snapshot: progressReader) } catch {
+            guard let reader, let name = snapshots?.recoveredName else { throw error }
+            throw SnapshotFormatError(
+                "the service (snapshot version \(service.snapshotVersion)) could not restore from \(name), written by service version \(reader.serviceVersion): \(error)")
+        }
+        progressReader?.finished()
+        snapshots?.finishRecovery()
+        let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
+        if let clock, target > appliedPosition {
+            replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
+        } else {
+            shared.replayDone.store(true, ordering: .releasing)
+        }
     }
 
     public func doWork(nowNanos: Int64) throws -> Int {
@@ -82,6 +122,13 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         }
         send(.applied(upTo: appliedPosition))
         shared.appliedPosition.store(appliedPosition.rawValue, ordering: .releasing)
+        if let line = replay?.report(appliedPosition) {
+            eventHandler?(line)
+            if replay?.isDone == true {
+                replay = nil
+                shared.replayDone.store(true, ordering: .releasing)
+            }
+        }
         // The applied position alone can wait for the consensus agent's next cycle.
         if wakeConsensus || !egress.isEmpty {
             wakeConsensus = false
@@ -120,8 +167,31 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             emit(.sessionClosed, sessionID: frame.sessionID, correlation: Int64(reason.rawValue), timestamp: frame.timestamp)
         case .timerEvent:
             applyTimerEvent(frame)
-        case .padding, .newLeadershipTerm, .snapshotMarker, .membershipChange:
+        case .snapshotMarker:
+            takeSnapshot(at: SnapshotPoint(position: frame.endPosition, term: frame.term, timestamp: frame.timestamp))
+        case .padding, .newLeadershipTerm, .membershipChange:
             break
+        }
+    }
+
+    /// Every member snapshots when it applies a marker: the runtime's state and the service's, exact
+    /// at the marker's end. The consensus agent keeps replicating on its own thread meanwhile; this
+    /// agent applies nothing more until the snapshot is written. A failure is reported and the
+    /// previous snapshots stay; the node carries on. A marker at or below the newest snapshot (a
+    /// replay after a restart) is not taken again.
+    private func takeSnapshot(at point: SnapshotPoint) {
+        guard let snapshots else { return }
+        if let newest = snapshots.newestPosition, newest >= point.position { return }
+        do {
+            let taken = try snapshots.takeSnapshot(
+                at: point, timers: timers, sessions: sessionTable, serviceVersion: service.snapshotVersion
+            ) { writer in try service.onTakeSnapshot(writer) }
+            shared.snapshotsTaken.add(1, ordering: .relaxed)
+            shared.lastSnapshotPosition.store(taken.position.rawValue, ordering: .releasing)
+            eventHandler?("\(taken) written")
+        } catch {
+            shared.snapshotsFailed.add(1, ordering: .relaxed)
+            eventHandler?("snapshot at position \(point.position.rawValue) failed, previous snapshots kept: \(error)")
         }
     }
 

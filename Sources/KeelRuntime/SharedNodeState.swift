@@ -20,6 +20,13 @@ public final class SharedNodeState: Sendable {
     public let appendedPosition = Atomic<Int64>(0)
     /// Messages the service applied (for tests and counters).
     public let messagesApplied = Atomic<Int64>(0)
+    /// Snapshots this member's service agent wrote, and the position of the last one (−1: none yet).
+    public let snapshotsTaken = Atomic<Int64>(0)
+    public let lastSnapshotPosition = Atomic<Int64>(-1)
+    /// Snapshots that failed (a full disk, a service that threw): the previous ones stay.
+    public let snapshotsFailed = Atomic<Int64>(0)
+    /// The service agent has restored its snapshot and replayed the local log it found at start.
+    public let replayDone = Atomic<Bool>(false)
     /// What the service agent tells the consensus agent (timers, service closes, applied position).
     public let serviceRequests = ServiceRequestQueue()
     /// Wakes the service agent (its idle strategy may be waiting in the kernel).

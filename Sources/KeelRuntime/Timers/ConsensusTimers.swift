@@ -33,6 +33,14 @@ struct ConsensusTimers {
         unplaced.reserveCapacity(1024)
     }
 
+    /// Restarting from a snapshot at `position`: the service applied everything below it, and every
+    /// scheduling up to `nextSequence` − 1 is accounted for (pending ones were scheduled here), so
+    /// older timer events in the log are stale, not in flight.
+    mutating func restoreSnapshot(appliedUpTo position: LogPosition, nextSequence: Int64) {
+        serviceApplied = max(serviceApplied, position)
+        highestSequence = max(highestSequence, nextSequence - 1)
+    }
+
     /// Timers the leader would fire (pending, not in flight).
     var pendingCount: Int { pending.count }
     var inFlightCount: Int { inFlight.count }

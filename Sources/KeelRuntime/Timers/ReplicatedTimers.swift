@@ -10,7 +10,7 @@ import KeelService
 /// event fires only if the timer is still pending as the scheduling it names (its sequence) and its
 /// deadline is not after the entry's timestamp — so a timer fires at most once, never early, never
 /// after a cancel. The consensus agent's `ConsensusTimers` mirrors this set to decide when to fire.
-public struct ReplicatedTimers {
+public struct ReplicatedTimers: Sendable, Equatable {
     /// A pending timer's deadline and scheduling sequence.
     public struct Timer: Equatable, Sendable {
         public var deadline: ClusterTime

@@ -57,10 +57,34 @@ public struct RecordingEchoService: ClusteredService, StateDigestible {
     public private(set) var expectedTimers: [Int64: ClusterTime] = [:]
     public private(set) var messagesApplied: Int64 = 0
     public private(set) var timersFired: Int64 = 0
+    /// Every request key applied (replicated state, in snapshots: what "every acknowledged request
+    /// survives" is checked against after restarts from snapshots).
+    public private(set) var appliedKeys: Set<Int64> = []
+    /// The snapshot position this incarnation started from (0: the log's start).
+    public private(set) var startPosition: LogPosition = .zero
 
     public init(recorder: ApplyRecorder) { self.recorder = recorder }
 
-    public mutating func onStart(cluster: Cluster, snapshot: (any SnapshotReader)?) throws { self.cluster = cluster }
+    public mutating func onStart(cluster: Cluster, snapshot: (any SnapshotReader)?) throws {
+        self.cluster = cluster
+        guard let snapshot else { return }
+        guard snapshot.serviceVersion == snapshotVersion else {
+            throw SnapshotFormatError.unsupportedVersion(found: snapshot.serviceVersion, supported: snapshotVersion)
+        }
+        messagesApplied = try snapshot.readInt64()
+        timersFired = try snapshot.readInt64()
+        let timerCount = try snapshot.readInt64()
+        for _ in 0..<timerCount { expectedTimers[try snapshot.readInt64()] = ClusterTime(rawValue: try snapshot.readInt64()) }
+        let keyCount = try snapshot.readInt64()
+        for _ in 0..<keyCount { appliedKeys.insert(try snapshot.readInt64()) }
+        var probe = [UInt8](repeating: 0, count: 1)
+        guard try probe.withUnsafeMutableBytes({ try snapshot.read(into: $0) }) == 0 else {
+            throw SnapshotFormatError("recording service snapshot has bytes after its state")
+        }
+        startPosition = cluster.logPosition
+        // The restored state must equal every other replica's at this position (checked across replicas).
+        recorder.record(stateDigest(), at: cluster.logPosition)
+    }
 
     public mutating func onSessionOpen(_ session: ClientSession, timestamp: ClusterTime) {}
 
@@ -72,6 +96,7 @@ public struct RecordingEchoService: ClusteredService, StateDigestible {
         if message.count >= 8 { key = Int64(littleEndian: message.loadUnaligned(as: Int64.self)) }
         recorder.record(ApplyRecorder.Applied(position: cluster?.logPosition ?? .zero, key: key, hash: hash))
         messagesApplied += 1
+        appliedKeys.insert(key)
         if let cluster, key >= 0 { driveTimers(key: key, timestamp: timestamp, cluster: cluster) }
         if messagesApplied % 16 == 0 { recorder.record(stateDigest(), at: cluster?.logPosition ?? .zero) }
         _ = session.offer(message)
@@ -109,12 +134,24 @@ public struct RecordingEchoService: ClusteredService, StateDigestible {
         var digest = StateDigest()
         digest.add(-1, messagesApplied, timersFired)
         for (id, deadline) in expectedTimers { digest.add(id, deadline.rawValue) }
+        for key in appliedKeys { digest.add(-2, key) }
         return digest
     }
 
     public mutating func onSessionClose(_ session: ClientSession, timestamp: ClusterTime, reason: CloseReason) {}
 
+    /// Writes the replicated state (counts, pending timers, applied keys), sorted so the bytes do not
+    /// depend on dictionary order, and records its digest at the snapshot's position.
     public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
-        throw SnapshotFormatError("the recording echo service keeps its record outside the replicated state and takes no snapshots")
+        try writer.write(messagesApplied)
+        try writer.write(timersFired)
+        try writer.write(Int64(expectedTimers.count))
+        for (id, deadline) in expectedTimers.sorted(by: { $0.key < $1.key }) {
+            try writer.write(id)
+            try writer.write(deadline.rawValue)
+        }
+        try writer.write(Int64(appliedKeys.count))
+        for key in appliedKeys.sorted() { try writer.write(key) }
+        recorder.record(stateDigest(), at: cluster?.logPosition ?? .zero)
     }
 }

@@ -1,3 +1,4 @@
+import KeelArchive
 import KeelCore
 import KeelRuntime
 import KeelService
@@ -14,6 +15,9 @@ public final class WholeNodeCluster {
         public internal(set) var service: ServiceAgent<RecordingEchoService>
         public internal(set) var recorder: ApplyRecorder
         public internal(set) var shared: SharedNodeState
+        public internal(set) var snapshots: NodeSnapshots<SnapshotFaultStorage>
+        /// The snapshot this incarnation restarted from (nil: replayed the whole log).
+        public internal(set) var restoredFrom: LogPosition?
         public internal(set) var isUp = true
         /// Changes at each power loss (the kernel's boot id).
         public internal(set) var bootID: UInt64 = 1
@@ -21,7 +25,9 @@ public final class WholeNodeCluster {
         public internal(set) var incarnation = 0
 
         init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>,
-             service: ServiceAgent<RecordingEchoService>, recorder: ApplyRecorder, shared: SharedNodeState) {
+             service: ServiceAgent<RecordingEchoService>, recorder: ApplyRecorder, shared: SharedNodeState,
+             snapshots: NodeSnapshots<SnapshotFaultStorage>) {
+            self.snapshots = snapshots
             self.disk = disk
             self.transport = transport
             self.consensus = consensus
@@ -43,12 +49,24 @@ public final class WholeNodeCluster {
     var onApply: ((Int, ApplyRecorder.Applied) -> Void)?
     /// Called with a member's service-state digest at a position.
     var onDigest: ((Int, LogPosition, StateDigest) -> Void)?
+    /// Called as a cut inside snapshot writing takes a member down (index, power loss?), before any
+    /// other member runs again: the checks learn what its disk holds.
+    var onSnapshotCut: ((Int, Bool) -> Void)?
+    /// Members a cut armed in their archive storage took down, not yet seen by the run.
+    var cutsStruck: [Int] = []
     /// Called when a member's service reports a problem (a timer fired early, twice, …).
     var onProblem: ((Int, String) -> Void)?
 
-    public init(seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel) throws {
+    /// The leader's snapshot interval (nil: no snapshots).
+    let snapshotIntervalBytes: Int64?
+
+    public init(
+        seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel,
+        snapshotIntervalBytes: Int64? = nil
+    ) throws {
         self.seed = seed
         self.durability = durability
+        self.snapshotIntervalBytes = snapshotIntervalBytes
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: networkFaults)
         endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
         for index in 0..<3 {
@@ -70,6 +88,8 @@ public final class WholeNodeCluster {
         // is outstanding); the window holds every response the client can have outstanding.
         configuration.sessionTimeoutNanos = 120_000_000_000
         configuration.responseWindow = ResponseWindowLimits(requestsMax: 1024, bytesMax: 16 << 20)
+        configuration.snapshotIntervalBytes = snapshotIntervalBytes
+        configuration.snapshotsKept = 2
         let transport = network.makeTransport(host: endpoints[index].host)
         let shared = SharedNodeState()
         let egress = EgressQueue(capacityBytes: 1 << 20)
@@ -78,16 +98,27 @@ public final class WholeNodeCluster {
             clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: bootID,
             seed: seed &* 31 &+ UInt64(index) &+ UInt64(incarnation) &* 1_000)
         consensus.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
+        // Small chunks, so a snapshot is many writes and a cut can land between any two.
+        let snapshots = try NodeSnapshots(
+            storage: SnapshotFaultStorage(SimulatedStorage(disk: disk, directory: "archive")), clusterID: configuration.clusterID,
+            memberID: configuration.selfID, members: configuration.members.map(\.id), keepNewest: configuration.snapshotsKept,
+            configuration: ArchiveConfiguration(chunkPayloadBytes: 4096))
+        snapshots.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
+        let restored = try snapshots.recover(logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow)
+        if let restored { consensus.restore(from: restored) }
         let recorder = ApplyRecorder()
         recorder.onApply = { [unowned self] in self.onApply?(index, $0) }
         recorder.onDigest = { [unowned self] in self.onDigest?(index, $0, $1) }
         recorder.onProblem = { [unowned self] in self.onProblem?(index, $0) }
         let service = ServiceAgent(
             service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared,
-            egress: egress, responseWindow: configuration.responseWindow)
+            egress: egress, responseWindow: configuration.responseWindow, snapshots: snapshots, restoring: restored)
+        service.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
         try consensus.onStart()
         try service.onStart()
-        let member = Member(disk: disk, transport: transport, consensus: consensus, service: service, recorder: recorder, shared: shared)
+        let member = Member(
+            disk: disk, transport: transport, consensus: consensus, service: service, recorder: recorder, shared: shared, snapshots: snapshots)
+        member.restoredFrom = restored?.position
         member.bootID = bootID
         member.incarnation = incarnation
         return member
@@ -97,9 +128,16 @@ public final class WholeNodeCluster {
     func round(client: WholeNodeClient?) throws {
         time.advance(byNanos: 1_000_000)
         network.deliverDue()
-        for member in members where member.isUp {
+        for (index, member) in members.enumerated() where member.isUp {
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
             _ = try member.service.doWork(nowNanos: time.nowNanos)
+            if member.snapshots.archive.storage.didCut {
+                // The cut struck while the service agent wrote a snapshot: the process is gone.
+                onSnapshotCut?(index, member.snapshots.archive.storage.cutIsPowerLoss)
+                snapshotCutStruck(index, powerLoss: member.snapshots.archive.storage.cutIsPowerLoss)
+                cutsStruck.append(index)
+                continue
+            }
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
         }
         client?.poll()
@@ -130,11 +168,32 @@ public final class WholeNodeCluster {
         note("FAULT m\(index) power loss")
     }
 
+    /// Arms a cut in member `index`'s archive storage `operations` storage operations from now.
+    func armSnapshotCut(_ index: Int, afterOperations operations: Int, powerLoss: Bool) {
+        let storage = members[index].snapshots.archive.storage
+        storage.cutAfterOperations = operations
+        storage.cutIsPowerLoss = powerLoss
+        note("FAULT m\(index) armed a \(powerLoss ? "power loss" : "crash") \(operations) archive operations ahead")
+    }
+
+    /// Disarms every armed cut (the faults stop).
+    func disarmSnapshotCuts() {
+        for member in members { member.snapshots.archive.storage.cutAfterOperations = nil }
+    }
+
+    /// Takes member `index` down after a cut struck its disk inside a snapshot.
+    func snapshotCutStruck(_ index: Int, powerLoss: Bool) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        if powerLoss { members[index].bootID += 1 }
+        note("FAULT m\(index) \(powerLoss ? "power loss" : "process crash") while writing a snapshot")
+    }
+
     /// Starts a stopped member again on its own disk (a new process).
     func restart(_ index: Int) throws {
         precondition(!members[index].isUp, "stop the member before restarting it")
         let old = members[index]
         members[index] = try makeMember(index, disk: old.disk, bootID: old.bootID, incarnation: old.incarnation + 1)
-        note("m\(index) restarted (boot \(old.bootID), appended \(members[index].consensus.log.appendedPosition.rawValue), durable \(members[index].consensus.log.durablePosition.rawValue))")
+        note("m\(index) restarted (boot \(old.bootID), snapshot \(members[index].restoredFrom.map { "\($0.rawValue)" } ?? "none"), appended \(members[index].consensus.log.appendedPosition.rawValue), durable \(members[index].consensus.log.durablePosition.rawValue))")
     }
 }

@@ -35,7 +35,7 @@ public enum WholeNodeSimulation {
 
     /// The command that replays `seed`.
     public static func replayCommand(seed: UInt64, options: WholeNodeSimulationOptions) -> String {
-        "keel sim --node --mode \(options.mode.rawValue) --seed \(seed) --seeds 1 --requests \(options.requestCount)"
+        "keel sim --node --mode \(options.mode.rawValue) --seed \(seed) --seeds 1 --requests \(options.requestCount)\(options.snapshots ? " --snapshots" : "")"
     }
 }
 
@@ -59,7 +59,9 @@ struct WholeNodeRun {
             : SimulatedNetworkFaults()
         var disk = SimulatedFaultModel.adversarial
         disk.pendingOperationHappenedChance = 0.5
-        cluster = try WholeNodeCluster(seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk)
+        let interval: Int64? = options.snapshots ? random.integer(in: (32 << 10)...(256 << 10)) : nil
+        cluster = try WholeNodeCluster(
+            seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk, snapshotIntervalBytes: interval)
         client = WholeNodeClient(
             network: cluster.network, endpoints: cluster.endpoints, time: cluster.time,
             requestCount: options.requestCount, windowRequests: options.windowRequests, random: &random)
@@ -72,6 +74,9 @@ struct WholeNodeRun {
             if let problem = digests.record(member: member, position: position, digest: digest) { checks.fail(problem) }
         }
         cluster.onProblem = { checks.fail("m\($0) service: \($1)") }
+        cluster.onSnapshotCut = { index, powerLoss in
+            if powerLoss { checks.willLosePower(index) } else { checks.willStop(index) }
+        }
         client.onAcknowledged = { checks.acknowledged(key: $0) }
         client.spreadNanos = options.faultPhaseNanos * 3 / 4
         client.start(at: Int(random.integer(in: 0...2)))
@@ -100,10 +105,11 @@ struct WholeNodeRun {
         while nowNanos < options.faultPhaseNanos && checks.violation == nil {
             try cluster.round(client: client)
             checks.afterRound()
+            takeDownCutMembers()
             for index in 0..<3 {
                 if let at = restartAtNanos[index], nowNanos >= at {
                     restartAtNanos[index] = nil
-                    try cluster.restart(index)
+                    try restart(index)
                 }
             }
             if let at = healAtNanos, nowNanos >= at {
@@ -116,6 +122,23 @@ struct WholeNodeRun {
                 nextFaultNanos = nowNanos + nextInterval()
             }
         }
+    }
+
+    /// Members a cut took down inside a snapshot: the checks hear of it as of any crash, and they
+    /// come back later like any crashed member.
+    mutating func takeDownCutMembers() {
+        for index in cluster.cutsStruck {
+            result.snapshotCutsStruck += 1
+            restartAtNanos[index] = nowNanos + random.integer(in: 20_000_000...1_500_000_000)
+        }
+        cluster.cutsStruck.removeAll()
+    }
+
+    /// Restarts a member, counting what its previous incarnation did with snapshots.
+    mutating func restart(_ index: Int) throws {
+        result.snapshotsTaken += Int(cluster.members[index].shared.snapshotsTaken.load(ordering: .relaxed))
+        try cluster.restart(index)
+        if cluster.members[index].restoredFrom != nil { result.restartsFromSnapshot += 1 }
     }
 
     mutating func nextInterval() -> Int64 {
@@ -133,7 +156,7 @@ struct WholeNodeRun {
         let index = pickMember()
         let host = cluster.endpoints[index].host
         let other = cluster.endpoints[(index + 1 + Int(random.integer(in: 0...1))) % 3].host
-        switch random.integer(in: 0...5) {
+        switch random.integer(in: 0...6) {
         case 0 where options.processCrashes && cluster.members[index].isUp:
             checks.willStop(index)
             cluster.crash(index)
@@ -155,6 +178,9 @@ struct WholeNodeRun {
         case 4 where options.networkFaults:
             cluster.network.cutConnections(between: host, and: other)
             cluster.note("FAULT cut \(host) ↔ \(other)")
+        case 5 where options.snapshots && options.snapshotCuts && cluster.members[index].isUp:
+            let powerLoss = options.mode == .durable && options.powerLosses && random.chance(0.5)
+            cluster.armSnapshotCut(index, afterOperations: Int(random.integer(in: 0...40)), powerLoss: powerLoss)
         default:
             return
         }
@@ -167,9 +193,11 @@ struct WholeNodeRun {
         cluster.network.healAll()
         cluster.network.faults = SimulatedNetworkFaults()
         healAtNanos = nil
+        cluster.disarmSnapshotCuts()
+        takeDownCutMembers()
         for index in 0..<3 where !cluster.members[index].isUp {
             restartAtNanos[index] = nil
-            try cluster.restart(index)
+            try restart(index)
         }
         cluster.note("HEALED")
         let healedNanos = nowNanos
@@ -198,6 +226,7 @@ struct WholeNodeRun {
             checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
             return
         }
+        result.snapshotsTaken += cluster.members.reduce(0) { $0 + Int($1.shared.snapshotsTaken.load(ordering: .relaxed)) }
         result.healToConvergedNanos = nowNanos - healedNanos
         result.appliedEntries = cluster.members[0].recorder.applied.count
         result.membersStillCatchingUp = checks.membersStillCatchingUp

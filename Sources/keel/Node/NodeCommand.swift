@@ -46,6 +46,12 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("session-timeout-ms"), help: "Close a session silent (no request, no keep-alive) for this long.")
     var sessionTimeoutMillis: Int64 = 10_000
 
+    @Option(name: .customLong("snapshot-every-mib"), help: "As leader, start a snapshot on every member after each N MiB of log (default: only on request, `keel tool snapshot`).")
+    var snapshotEveryMiB: Int64?
+
+    @Option(name: .customLong("snapshots-kept"), help: "Snapshots each member keeps in DIR/archive.")
+    var snapshotsKept = 3
+
     func run() throws {
         do {
             guard let durability = DurabilityMode(rawValue: sync) else {
@@ -67,6 +73,12 @@ struct NodeCommand: ParsableCommand {
             }
             guard sessionTimeoutMillis > 0 else { throw ConfigurationError("--session-timeout-ms must be positive") }
             configuration.sessionTimeoutNanos = sessionTimeoutMillis * 1_000_000
+            if let snapshotEveryMiB {
+                guard snapshotEveryMiB > 0 else { throw ConfigurationError("--snapshot-every-mib must be positive") }
+                configuration.snapshotIntervalBytes = snapshotEveryMiB << 20
+            }
+            guard snapshotsKept >= 1 else { throw ConfigurationError("--snapshots-kept must be at least 1") }
+            configuration.snapshotsKept = snapshotsKept
             var authenticator: any Authenticator = AcceptAllAuthenticator()
             if let secretFile {
                 authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile), administrators: administrators)

@@ -9,6 +9,7 @@ extension SimCommand {
         guard requests >= 1 else { throw ValidationError("--requests must be positive") }
         var options = WholeNodeSimulationOptions(mode: DurabilityMode(rawValue: mode)!, requestCount: requests)
         options.eventsReported = events
+        options.snapshots = withSnapshots
         let clock = ContinuousClock()
         let started = clock.now
         var summary = WholeNodeSummary()
@@ -47,6 +48,9 @@ private struct WholeNodeSummary {
     var stops = 0
     var stillCatchingUp = 0
     var healMillis: [Int64] = []
+    var snapshotsTaken = 0
+    var restartsFromSnapshot = 0
+    var snapshotCuts = 0
 
     mutating func add(_ result: WholeNodeSimulationResult) {
         seeds += 1
@@ -58,6 +62,9 @@ private struct WholeNodeSummary {
         if result.stoppedAfterMajorityPowerLoss { stops += 1 }
         stillCatchingUp += result.membersStillCatchingUp.count
         if let nanos = result.healToConvergedNanos { healMillis.append(nanos / 1_000_000) }
+        snapshotsTaken += result.snapshotsTaken
+        restartsFromSnapshot += result.restartsFromSnapshot
+        snapshotCuts += result.snapshotCutsStruck
     }
 
     func print(elapsedSeconds: Double, options: WholeNodeSimulationOptions) {
@@ -74,6 +81,9 @@ private struct WholeNodeSummary {
         let sorted = healMillis.sorted()
         if let last = sorted.last {
             Swift.print("  heal → converged p50 \(sorted[sorted.count / 2]) ms, max \(last) ms (virtual)")
+        }
+        if options.snapshots {
+            Swift.print("  snapshots        \(snapshotsTaken) written, \(restartsFromSnapshot) restarts from one, \(snapshotCuts) crashes or power losses inside snapshot writing")
         }
     }
 

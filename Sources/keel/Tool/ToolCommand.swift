@@ -4,7 +4,7 @@ import ArgumentParser
 struct ToolCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tool",
-        abstract: "Operator tools: read a node's error log, run a fault-injecting TCP proxy.",
-        subcommands: [ErrorsCommand.self, ProxyCommand.self, DemoCountersCommand.self]
+        abstract: "Operator tools: take a snapshot, read a node's error log, run a fault-injecting TCP proxy.",
+        subcommands: [SnapshotCommand.self, ErrorsCommand.self, ProxyCommand.self, DemoCountersCommand.self]
     )
 }

@@ -1,0 +1,165 @@
+import KeelArchive
+import KeelCore
+import KeelService
+
+/// What the service agent needs of its node's snapshot archive: taking a snapshot when it applies a
+/// marker, and the service's reader when it restarts from one. (A protocol so the agent stays
+/// generic over the service alone; called once per snapshot, never on the per-message path.)
+public protocol SnapshotKeeping: AnyObject {
+    /// Writes a snapshot of the state at `point` (the consensus section from `timers` and
+    /// `sessions`, then the service's through `writeService`) atomically into the archive.
+    func takeSnapshot(
+        at point: SnapshotPoint, timers: ReplicatedTimers, sessions: SessionTable, serviceVersion: UInt32,
+        writeService: (any SnapshotWriter) throws -> Void
+    ) throws -> SnapshotTaken
+    /// The position of the newest snapshot in the archive (markers at or below it are not taken again).
+    var newestPosition: LogPosition? { get }
+    /// The recovered snapshot's service-state reader (once; nil on a fresh start).
+    func takeServiceReader() -> (any SnapshotReader)?
+    /// "snapshot 3 (file)" for messages about the recovered snapshot.
+    var recoveredName: String? { get }
+    /// Closes the recovered snapshot's file (the service has read it).
+    func finishRecovery()
+}
+
+/// Where in the log a snapshot is taken: the end of the marker entry, its term and cluster time.
+public struct SnapshotPoint: Sendable, Equatable {
+    public var position: LogPosition
+    public var term: Term
+    public var timestamp: ClusterTime
+
+    public init(position: LogPosition, term: Term, timestamp: ClusterTime) {
+        self.position = position
+        self.term = term
+        self.timestamp = timestamp
+    }
+}
+
+/// A snapshot that was written: its id, position and size.
+public struct SnapshotTaken: Sendable, Equatable, CustomStringConvertible {
+    public var id: Int64
+    public var position: LogPosition
+    public var lengthBytes: Int64
+    public var fileName: String
+
+    public var description: String { "snapshot \(id) at position \(position.rawValue) (\(lengthBytes) bytes, \(fileName))" }
+}
+
+/// A node's snapshots (DESIGN.md decision 11) over its `SnapshotArchive`: recovery at start (the
+/// newest snapshot that verifies and that the local log can continue from; its consensus state
+/// decoded for both agents, its service section kept open for `onStart`) and taking snapshots when
+/// the service agent applies a marker. Used by one thread at a time: the consensus thread while it
+/// starts (`recover`), then the service agent's.
+public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
+    public let archive: SnapshotArchive<S>
+    public let clusterID: UInt64
+    public let memberID: MemberID
+    public let members: [MemberID]
+    /// Snapshots kept in the archive (older ones are removed after each new one).
+    public let keepNewest: Int
+    /// Human-readable events (snapshots taken, rejected files, archive repairs).
+    public var eventHandler: ((String) -> Void)?
+    private var load: SnapshotLoad<S>?
+    private var serviceReader: (any SnapshotReader)?
+    /// The snapshot the node restarted from, if any.
+    public private(set) var recovered: SnapshotEntry?
+
+    /// Opens the archive (reconciling it: see `SnapshotArchive`) in `storage`'s directory.
+    public init(
+        storage: S, clusterID: UInt64, memberID: MemberID, members: [MemberID], keepNewest: Int = 3,
+        configuration: ArchiveConfiguration = ArchiveConfiguration()
+    ) throws(ArchiveError) {
+        archive = try SnapshotArchive(storage: storage, configuration: configuration)
+        self.clusterID = clusterID
+        self.memberID = memberID
+        self.members = members
+        self.keepNewest = max(1, keepNewest)
+    }
+
+    /// Repairs opening made (damaged catalog slot, removed or adopted files), for the node's log.
+    public var repairs: [String] { archive.repairs }
+
+    public var newestPosition: LogPosition? { archive.snapshots().last?.position }
+
+    public var recoveredName: String? { recovered.map { "snapshot \($0.id) (\(archive.storage.location)/\($0.fileName))" } }
+
+    /// Finds the newest snapshot that verifies at or below `logEnd` (the local log must hold every
+    /// entry after it to replay) and decodes its consensus state; keeps its service section for
+    /// `takeServiceReader()`. Each newer snapshot that failed verification is reported (file, offset,
+    /// reason) through `eventHandler` and in `rejected`. Throws when a verified snapshot's consensus
+    /// state cannot be read or belongs to another cluster.
+    public func recover(logEnd: LogPosition, responseWindow: ResponseWindowLimits) throws -> ConsensusSnapshotState? {
+        for repair in archive.repairs { eventHandler?("snapshot archive: \(repair)") }
+        let skipped = archive.snapshots().filter { $0.position > logEnd }
+        if let newest = skipped.last {
+            eventHandler?("snapshot \(newest.id) at position \(newest.position.rawValue) is past the local log's end \(logEnd.rawValue) (lost in a power loss?): an older one is used")
+        }
+        let found = archive.newestValidSnapshot(atOrBelow: logEnd)
+        for problem in archive.rejectedSnapshots { eventHandler?("snapshot rejected: \(problem); using an older one") }
+        guard let found else { return nil }
+        let name = "\(archive.storage.location)/\(found.entry.fileName)"
+        guard let consensusReader = try found.reader(for: .consensusState) else {
+            throw ConfigurationError("snapshot \(name) holds no consensus state")
+        }
+        let state: ConsensusSnapshotState
+        do { state = try ConsensusSnapshotState.read(from: consensusReader, responseWindow: responseWindow) } catch {
+            throw ConfigurationError("snapshot \(name): \(error)")
+        }
+        guard state.clusterID == clusterID, state.position == found.entry.position else {
+            throw ConfigurationError(
+                "snapshot \(name) is of cluster \(state.clusterID) at \(state.position.rawValue); this node is of cluster \(clusterID) and the catalog says \(found.entry.position.rawValue)")
+        }
+        load = found
+        serviceReader = try found.reader(for: .serviceState)
+        recovered = found.entry
+        eventHandler?("restarting from snapshot \(found.entry.id) at position \(state.position.rawValue) (term \(state.term.rawValue), \(found.entry.lengthBytes) bytes)")
+        return state
+    }
+
+    /// Newer snapshots the last `recover` rejected.
+    public var rejected: [SnapshotProblem] { archive.rejectedSnapshots }
+
+    public func takeServiceReader() -> (any SnapshotReader)? {
+        defer { serviceReader = nil }
+        return serviceReader
+    }
+
+    /// Closes the recovered snapshot's file (after the service has read it).
+    public func finishRecovery() {
+        serviceReader = nil
+        load?.close()
+        load = nil
+    }
+
+    public func takeSnapshot(
+        at point: SnapshotPoint, timers: ReplicatedTimers, sessions: SessionTable, serviceVersion: UInt32,
+        writeService: (any SnapshotWriter) throws -> Void
+    ) throws -> SnapshotTaken {
+        finishRecovery()
+        let header = SnapshotHeader(
+            serviceVersion: serviceVersion, clusterID: clusterID, term: point.term, position: point.position, timestamp: point.timestamp,
+            memberID: memberID)
+        let writing = try archive.beginSnapshot(header)
+        do {
+            try writing.beginSection(.consensusState)
+            let state = ConsensusSnapshotState(
+                position: point.position, term: point.term, timestamp: point.timestamp, clusterID: clusterID, members: members, timers: timers,
+                sessions: sessions)
+            try state.write(to: writing)
+            try writing.beginSection(.serviceState)
+            try writeService(writing)
+        } catch {
+            writing.abandon()
+            throw error
+        }
+        let entry = try writing.finish()
+        do { try archive.removeSnapshots(keepingNewest: keepNewest) } catch {
+            eventHandler?("removing old snapshots failed (kept; retried after the next one): \(error)")
+        }
+        return SnapshotTaken(id: entry.id, position: entry.position, lengthBytes: entry.lengthBytes, fileName: entry.fileName)
+    }
+}
+
+extension SnapshotSectionReader: SnapshotSectionLength {
+    public var sectionByteCount: Int64 { byteCount }
+}
