@@ -133,8 +133,13 @@ final class ClusterBenchmark {
         let progress = ProgressLine(label: label, startNanos: schedule.startNanos, totalNanos: schedule.endNanos - schedule.startNanos)
         // CPU is sampled from the receiving loop as it crosses the window's edges.
         let sampler = WindowSampler(schedule: schedule) { self.cpuSample(system: "relay") }
+        var keepAliveFailure: ClusterClientError?
         let outcome = try relay.run(schedule, inFlightMax: Int64(settings.sessions * settings.inFlightPerSession),
-                                    drainNanos: settings.drainNanos, progressLine: progress, onTick: sampler.tick)
+                                    drainNanos: settings.drainNanos, progressLine: progress) { now in
+            sampler.tick(now)
+            do throws(ClusterClientError) { try self.load.keepSessionsAlive(now: now) } catch { keepAliveFailure = error }
+        }
+        if let keepAliveFailure { throw BenchmarkError("client (idle during the relay phase): \(keepAliveFailure)") }
         let recorder = outcome.recorder
         var result = PhaseResult(
             system: "relay", offeredPerSecond: rate, achievedPerSecond: recorder.achievedRatePerSecond,
@@ -190,8 +195,8 @@ final class ClusterBenchmark {
     // MARK: - Failover
 
     /// Kills the leader `count` times under a steady `rate`, each time measuring from the kill to
-    /// the first echo on the client's new session, then restarts the killed member and waits for it
-    /// to catch up.
+    /// the first echo after the client has reattached its session to the new leader (or opened a new
+    /// one), then restarts the killed member and waits for it to catch up.
     func failovers(count: Int, rate: Double) throws -> FailoverResult {
         guard let cluster else { throw BenchmarkError("failover needs the local cluster") }
         var times: [Int64] = [], catchUps: [Int64] = []
@@ -202,11 +207,11 @@ final class ClusterBenchmark {
             load.begin(schedule)
             try runLoad(forNanos: 500_000_000)
             guard let leader = load.clients[0].leaderMemberID?.rawValue ?? cluster.leader() else { throw BenchmarkError("no leader to kill") }
-            let sessionsBefore = load.clients[0].sessionsOpened
+            let attachmentsBefore = load.clients[0].attachments
             cluster.kill9(leader)
             let killedAt = monotonicNanos()
             let deadline = killedAt + 60_000_000_000
-            while load.sessionsOpenedAtLastResponse[0] <= sessionsBefore {
+            while load.attachmentsAtLastResponse[0] <= attachmentsBefore {
                 try checkInterrupted()
                 if monotonicNanos() > deadline { throw BenchmarkError("no echo within 60 s of killing leader \(leader)") }
                 do { try load.step(maxWaitNanos: 1_000_000) } catch { throw BenchmarkError("client during failover: \(error)") }

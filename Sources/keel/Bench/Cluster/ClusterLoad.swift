@@ -29,9 +29,9 @@ final class ClusterLoad {
     private(set) var lastResponseNanos: Int64 = 0
     /// Echoes whose bytes were not the message sent.
     private(set) var corrupted: Int64 = 0
-    /// Per session: how many sessions its client had opened when its last response arrived (a
-    /// failover opens a new one).
-    private(set) var sessionsOpenedAtLastResponse: [Int]
+    /// Per session: how many times its client had opened or reattached its session when its last
+    /// response arrived (a failover reattaches it to the new leader, or opens a new one).
+    private(set) var attachmentsAtLastResponse: [Int]
     /// Set once an overloaded schedule has ended: the rest of its backlog is not offered.
     var stopsOffering = false
 
@@ -48,7 +48,7 @@ final class ClusterLoad {
         payload = .allocate(byteCount: messageBytes, alignment: 16)
         payload.initializeMemory(as: UInt8.self, repeating: 0)
         inFlight = Array(repeating: 0, count: sessions)
-        sessionsOpenedAtLastResponse = Array(repeating: 0, count: sessions)
+        attachmentsAtLastResponse = Array(repeating: 0, count: sessions)
         schedule = OpenLoopSchedule(startNanos: 0, ratePerSecond: 1, warmUpNanos: 0, measureNanos: 1)
         recorder = CorrectedLatencyRecorder(schedule: schedule)
     }
@@ -110,6 +110,18 @@ final class ClusterLoad {
         }
     }
 
+    /// Moves every session forward without offering (keep-alives go out), at most every 100 ms:
+    /// called while the relay runs, so the cluster does not time the idle sessions out.
+    func keepSessionsAlive(now: Int64) throws(ClusterClientError) {
+        guard now - lastKeepAliveNanos >= 100_000_000 else { return }
+        lastKeepAliveNanos = now
+        for index in clients.indices {
+            try clients[index].poll { response in self.handle(response, session: index) }
+        }
+    }
+
+    private var lastKeepAliveNanos: Int64 = 0
+
     private func sessionWithRoom() -> Int? {
         for offset in 0..<clients.count {
             let index = (nextSession + offset) % clients.count
@@ -125,7 +137,7 @@ final class ClusterLoad {
         let now = clock.monotonicNanos()
         lastResponseNanos = now
         guard response.requestID > 0 else { return }
-        sessionsOpenedAtLastResponse[session] = clients[session].sessionsOpened
+        attachmentsAtLastResponse[session] = clients[session].attachments
         inFlight[session] = max(0, inFlight[session] - 1)
         guard response.payload.count == messageBytes else {
             corrupted += 1
@@ -137,4 +149,9 @@ final class ClusterLoad {
         received += 1
         recorder.record(scheduledNanos: scheduled, receivedNanos: now)
     }
+}
+
+extension ClusterClient {
+    /// Sessions opened plus reattachments: grows by one with every leader the client has served by.
+    var attachments: Int { sessionsOpened + reattachments }
 }
