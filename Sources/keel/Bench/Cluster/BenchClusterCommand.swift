@@ -49,6 +49,8 @@ struct BenchClusterCommand: ParsableCommand {
     var out: String = "keel-bench-cluster"
     @Option(help: "Write all results as JSON to this file.")
     var json: String?
+    @Option(name: .customLong("node-argument"), help: "One more argument for every local `keel node` (repeatable), e.g. --node-argument=--shared-thread.")
+    var nodeArguments: [String] = []
     @Flag(help: "Keep the local cluster's folder (logs, node output) afterwards.")
     var keep = false
 
@@ -72,7 +74,8 @@ struct BenchClusterCommand: ParsableCommand {
         keelSetTimerSlack()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let machine = MachineDescription.current(directory: "/tmp")
-        let clusterDescription = members.map { "existing cluster \($0)" } ?? "local 3-node cluster (\(sync))"
+        let clusterDescription = members.map { "existing cluster \($0)" }
+            ?? "local 3-node cluster (\(sync)\(nodeArguments.isEmpty ? "" : ", " + nodeArguments.joined(separator: " ")))"
         print("keel bench cluster — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel); \(clusterDescription); \(size)-byte messages, \(sessions) session(s), ≤ \(inFlight) in flight each")
 
         var cluster: LocalCluster?
@@ -95,10 +98,11 @@ struct BenchClusterCommand: ParsableCommand {
         } else {
             let local = try LocalCluster(binary: LocalFiles.selfExecutable(), sync: sync, clusterID: "keel-bench", directoryPrefix: "/tmp/keel-bench-cluster")
             local.keepsDirectory = keep
+            for member in local.members { local.extraArguments[member.id] = nodeArguments }
             cluster = local
             if sync == "durable" {
                 report.fdatasync = try FdatasyncProbe.measure(directory: local.root)
-                print("fdatasync baseline (4 KiB, \(fileSystemName(of: local.root))): p50 \(micros(report.fdatasync!.p50Nanos)) µs, p99 \(micros(report.fdatasync!.p99Nanos)) µs")
+                print("fdatasync baseline (4 KiB over a zero-filled file, \(fileSystemName(of: local.root))): p50 \(micros(report.fdatasync!.p50Nanos)) µs, p99 \(micros(report.fdatasync!.p99Nanos)) µs")
             }
             let launched = monotonicNanos()
             try local.startAll()
@@ -121,6 +125,7 @@ struct BenchClusterCommand: ParsableCommand {
             let relayResult = try benchmark.relayPhase(rate: rate, measureNanos: settings.measureNanos, label: "rate")
             let comparison = benchmark.compare(rate: rate, cluster: clusterResult, relay: relayResult)
             report.rates.append(comparison)
+            defer { fflush(nil) }
             print("  \(grouped(rate)) msg/s: cluster p50 \(micros(clusterResult.latency.p50Nanos)) µs p99 \(micros(clusterResult.latency.p99Nanos)) µs; relay p50 \(micros(relayResult.latency.p50Nanos)) µs p99 \(micros(relayResult.latency.p99Nanos)) µs")
         }
         if searchStart > 0 {
@@ -178,14 +183,13 @@ struct BenchClusterCommand: ParsableCommand {
     }
 }
 
-/// 4 KiB `pwrite` + `fdatasync` on a preallocated file: the floor under durable mode's latency,
-/// measured on the cluster's file system in the same run.
+/// 4 KiB `pwrite` + `fdatasync` overwriting a zero-filled file (as the log's segments are prepared):
+/// the floor under durable mode's latency, measured on the cluster's file system in the same run.
 enum FdatasyncProbe {
     static func measure(directory: String, count: Int = 1000) throws -> PercentileSummary {
         let file = try PlainFile(path: "\(directory)/fdatasync-probe")
         defer { file.close(); unlink(file.path) }
-        try file.fallocate(bytes: 64 << 20)
-        try file.datasync()
+        try file.zeroFill(bytes: Int64(count) * 4096)
         let block = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 4096)
         defer { block.deallocate() }
         block.initializeMemory(as: UInt8.self, repeating: 0x5A)

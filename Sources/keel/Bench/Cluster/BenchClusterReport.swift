@@ -73,7 +73,8 @@ struct BenchClusterReport: Codable {
     var durationSeconds: Double
     /// Cold launch of the local cluster to the first leader in the counters files.
     var leaderElectedAfterLaunchNanos: Int64?
-    /// 4 KiB pwrite+fdatasync in the cluster's folder, measured in the same run (durable mode).
+    /// 4 KiB pwrite+fdatasync over a zero-filled file in the cluster's folder, measured in the same
+    /// run (durable mode).
     var fdatasync: PercentileSummary?
     var rates: [RateComparison]
     var throughput: [ThroughputSearch]
@@ -98,7 +99,7 @@ struct BenchClusterReport: Codable {
             print(padRight("  cluster/relay", 39) + rate.latencyRatios.map { padLeft(formatFixed($0, decimals: 2) + "x", 10) }.joined())
         }
         if let fdatasync {
-            print("  fdatasync (4 KiB pwrite+fdatasync, same file system, same run): p50 \(micros(fdatasync.p50Nanos)) µs, p99 \(micros(fdatasync.p99Nanos)) µs, p99.9 \(micros(fdatasync.p999Nanos)) µs")
+            print("  fdatasync (4 KiB pwrite+fdatasync over a zero-filled file, same file system, same run): p50 \(micros(fdatasync.p50Nanos)) µs, p99 \(micros(fdatasync.p99Nanos)) µs, p99.9 \(micros(fdatasync.p999Nanos)) µs")
         }
         printCPU()
         for search in throughput {

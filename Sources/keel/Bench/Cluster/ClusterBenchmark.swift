@@ -178,6 +178,7 @@ final class ClusterBenchmark {
                 ? try clusterPhase(rate: rate, measureNanos: sustainNanos, label: label)
                 : try relayPhase(rate: rate, measureNanos: sustainNanos, label: label)
             steps.append(result)
+            defer { fflush(nil) }
             print("  \(system) at \(grouped(rate)) msg/s: \(result.held ? "held" : "not held") (achieved \(grouped(result.achievedPerSecond))/s, backlog \(result.backlogAtMiddle) → \(result.backlogAtEnd), p99 \(micros(result.latency.p99Nanos)) µs)")
             if result.held { lastHeld = rate } else { firstFailed = rate }
             if let low = lastHeld, let high = firstFailed {

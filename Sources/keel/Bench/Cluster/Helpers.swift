@@ -34,6 +34,7 @@ final class ProgressLine {
             fflush(nil)
         } else {
             print(line)
+            fflush(nil)
         }
         printed = true
     }
