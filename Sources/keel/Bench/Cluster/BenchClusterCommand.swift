@@ -113,7 +113,8 @@ struct BenchClusterCommand: ParsableCommand {
         let clusterLoad = ClusterLoad(members: addresses, sessions: sessions, messageBytes: size, inFlightPerSession: inFlight)
         load = clusterLoad
         do { try clusterLoad.connect(timeoutNanos: 30_000_000_000) } catch { throw BenchmarkError("client: \(error)") }
-        let baseline = try RelayBaseline(binary: LocalFiles.selfExecutable(), directory: out, messageBytes: size)
+        // The relay processes' output (normally nothing) goes beside the nodes', or into --out for an existing cluster.
+        let baseline = try RelayBaseline(binary: LocalFiles.selfExecutable(), directory: cluster?.root ?? out, messageBytes: size)
         relay = baseline
 
         let settings = ClusterBenchmark.Settings(

@@ -127,6 +127,10 @@ struct BenchClusterReport: Codable {
                 let parts = phase.cpu.map { "\($0.name) \(formatFixed($0.cores, decimals: 3))" }.joined(separator: ", ")
                 print("  \(padRight(phase.system, 8)) \(padLeft(grouped(phase.offeredPerSecond), 10))/s: \(parts)")
             }
+            if let nodes = rate.cluster.cpu.first(where: { $0.name == "nodes" })?.cores {
+                let relayCores = rate.relay.cpu.filter { $0.name.hasPrefix("relay") }.map(\.cores).reduce(0, +)
+                if relayCores > 0 { print("  \(padRight("", 8)) \(padLeft("", 10))   nodes / relay processes: \(formatFixed(nodes / relayCores, decimals: 2))x") }
+            }
         }
     }
 }
