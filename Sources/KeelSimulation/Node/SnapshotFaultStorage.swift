@@ -3,7 +3,7 @@ import KeelCore
 /// A member's archive storage in the whole-node simulation: the simulated disk's, plus a cut armed
 /// at the n-th storage operation from now — a process crash or a power loss striking in the middle
 /// of writing a snapshot (or of the catalog update or retention that follow it). Once cut, the disk
-/// refuses every operation, so the snapshot fails and the simulation stops the member at once.
+/// refuses every operation, so the snapshot fails and the simulation stops the member after the cycle.
 public final class SnapshotFaultStorage: Storage {
     let inner: SimulatedStorage
     /// Operations left before the cut (nil: not armed), and whether the cut is a power loss.
@@ -22,7 +22,10 @@ public final class SnapshotFaultStorage: Storage {
         }
         cutAfterOperations = nil
         didCut = true
-        if cutIsPowerLoss { inner.disk.powerLoss() } else { inner.disk.crashProcess() }
+        // The process dies here; a power loss's page-cache loss waits until the simulation takes the
+        // member down after its duty cycle (`WholeNodeCluster.snapshotCutStruck`), since the rest of
+        // this cycle still runs and may read the log's mapping, which a dead process never would.
+        inner.disk.crashProcess()
     }
 
     public var location: String { inner.location }

@@ -75,9 +75,14 @@ public final class WholeNodeCluster {
         }
     }
 
+    /// Prints every event as it happens (`keel sim --node --trace`: for a seed whose process dies,
+    /// when the events kept for the report are lost with it). Set once, before any run.
+    nonisolated(unsafe) public static var traceEvents = false
+
     func note(_ event: String) {
         if events.count >= 400 { events.removeFirst(200) }
         events.append("[\(time.nowNanos / 1_000_000) ms] \(event)")
+        if Self.traceEvents { print(events[events.count - 1]) }
     }
 
     func makeMember(_ index: Int, disk: SimulatedDisk, bootID: UInt64, incarnation: Int) throws -> Member {
@@ -185,7 +190,10 @@ public final class WholeNodeCluster {
     func snapshotCutStruck(_ index: Int, powerLoss: Bool) {
         members[index].isUp = false
         members[index].transport.crash()
-        if powerLoss { members[index].bootID += 1 }
+        if powerLoss {
+            members[index].disk.losePageCache()
+            members[index].bootID += 1
+        }
         note("FAULT m\(index) \(powerLoss ? "power loss" : "process crash") while writing a snapshot")
     }
 

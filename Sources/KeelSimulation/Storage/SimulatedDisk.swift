@@ -75,6 +75,13 @@ public final class SimulatedDisk {
     /// when `faults.bitFlipChancePerSector` is set.
     public func powerLoss() {
         crashProcess()
+        losePageCache()
+    }
+
+    /// The power goes after the process already died (`crashProcess()`): the page cache is lost as
+    /// in `powerLoss()`. Lets a simulation stop a process at once and apply the loss once nothing of
+    /// that process runs any more (its readers would otherwise see the lost bytes vanish under them).
+    public func losePageCache() {
         powerLossCount += 1
         for file in allReachableFiles() {
             file.losePageCache(random: &random, faults: configuration.faults)

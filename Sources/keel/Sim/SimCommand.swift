@@ -25,6 +25,7 @@ struct SimCommand: ParsableCommand {
     var node = false
     @Option(help: "With --node: requests the client sends per seed.") var requests: Int = 120
     @Option(help: "With --node: events shown for a failing seed.") var events: Int = 40
+    @Flag(help: "With --node: print every event as it happens (for a seed whose process dies).") var trace = false
     @Flag(name: .customLong("snapshots"), help: "With --node: the leader appends snapshot markers (members snapshot, restart from snapshots, and crash or lose power inside snapshot writing).") var withSnapshots = false
     @Option(help: "Test only: plant a bug in every core (\(RaftPlantedBug.allCases.map(\.rawValue).joined(separator: ", "))).")
     var plantBug: String?

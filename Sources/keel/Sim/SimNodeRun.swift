@@ -10,6 +10,7 @@ extension SimCommand {
         var options = WholeNodeSimulationOptions(mode: DurabilityMode(rawValue: mode)!, requestCount: requests)
         options.eventsReported = events
         options.snapshots = withSnapshots
+        WholeNodeCluster.traceEvents = trace
         let clock = ContinuousClock()
         let started = clock.now
         var summary = WholeNodeSummary()
