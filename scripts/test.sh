@@ -25,7 +25,7 @@ KEEL=.build/release/keel
 
 run_stage "dependency and debug build" 4 $SWIFT build --build-tests
 # The wire fuzz test runs its full 10⁶ frames here (its debug default is 5·10⁵ for quick local runs).
-run_stage "debug tests" 5 env KEEL_WIRE_FUZZ_ITERATIONS=1000000 $SWIFT test --skip-build --skip KeelNodeTests
+run_stage "debug tests" 3 env KEEL_WIRE_FUZZ_ITERATIONS=1000000 $SWIFT test --skip-build --skip KeelNodeTests
 # Real keel node processes on loopback, in a run of their own so their long waits do not share the
 # test runner's threads with the rest.
 run_stage "process tests" 3 $SWIFT test --skip-build --filter KeelNodeTests
@@ -46,6 +46,8 @@ simulate_nodes() {
     $KEEL sim --node --mode "$mode" --seeds 500 --seconds 30
     # Heavy load: AppendEntries cut inside frames, large batches, long catch-ups.
     $KEEL sim --node --mode "$mode" --seed 1000000 --seeds 100 --requests 1500
+    # Snapshots: markers every 32-256 KiB, crashes and power losses inside snapshot writing, restarts from them.
+    $KEEL sim --node --mode "$mode" --seed 2000000 --seeds 200 --snapshots
   done
 }
 
@@ -58,14 +60,14 @@ example_package() {
 
 run_stage "Examples/ package build and run" 1 example_package
 run_stage "raft simulation time boxes" 2 simulate_all
-run_stage "whole-node simulation time boxes" 2 simulate_nodes
+run_stage "whole-node simulation time boxes" 4 simulate_nodes
 benchmark_smoke() {
   $KEEL bench io --quick
   # 64 MiB written and loaded through the snapshot archive beside raw write and read (a few seconds).
   $KEEL bench snapshot --quick
 }
 run_stage "io and snapshot benchmark smoke runs" 1 benchmark_smoke
-run_stage "Benchmarks/ package compile check" 3 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
+run_stage "Benchmarks/ package compile check" 2 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
 
 echo "::: summary"
 total=0
