@@ -17,7 +17,9 @@ public protocol Transport: AnyObject {
     func submitAccept(_ listener: ConnectionID, token: IOToken) throws(IOError)
     /// Queues a connect; the returned connection is usable once the completion reports success.
     func submitConnect(host: String, port: UInt16, token: IOToken) throws(IOError) -> ConnectionID
-    /// Queues a send of `bytes`, which must stay valid until the completion is reaped.
+    /// Queues a send of `bytes`, which must stay valid until the completion is reaped. A send may
+    /// take fewer bytes than given (its completion's result says how many): the caller sends the
+    /// rest before anything else on that connection.
     func submitSend(_ connection: ConnectionID, _ bytes: UnsafeRawBufferPointer, token: IOToken) throws(IOError)
     /// Queues a receive into `buffer`, which must stay valid until the completion is reaped.
     func submitReceive(_ connection: ConnectionID, into buffer: UnsafeMutableRawBufferPointer, token: IOToken) throws(IOError)

@@ -19,7 +19,13 @@ final class WholeNodeClient {
     var connection: ConnectionID?
     let decoder = FrameStreamDecoder(maxFrameLengthBytes: 1 << 20)
     var completions = IOCompletionBuffer(capacity: 256)
-    var sendBuffers: [UnsafeMutableRawBufferPointer] = []
+    /// Sends handed to the transport, by token: each buffer stays valid until its completion is reaped.
+    var sendsInFlight: [UInt64: (buffer: UnsafeMutableRawBufferPointer, connection: ConnectionID)] = [:]
+    var nextSendToken: UInt64 = 1000
+    /// Bytes for the current connection not yet handed to the transport. One send is in flight at
+    /// a time: a send may take only part of its bytes, and the rest must go before anything later.
+    var outgoing: [UInt8] = []
+    var sendInFlight = false
     var receiving = false
     var sessionID: Int64?
     var secret: UInt64 = 0
@@ -65,7 +71,7 @@ final class WholeNodeClient {
     }
 
     deinit {
-        for buffer in sendBuffers { buffer.deallocate() }
+        for send in sendsInFlight.values { send.buffer.deallocate() }
     }
 
     var isDone: Bool { acknowledgedSet.count == requestCount }
@@ -81,16 +87,46 @@ final class WholeNodeClient {
         attached = false
         receiving = false
         decoder.reset()
+        outgoing.removeAll()
+        sendInFlight = false
         lastProgressNanos = time.nowNanos
         connection = try? transport.submitConnect(host: endpoints[index].host, port: endpoints[index].clientPort, token: IOToken(1))
     }
 
     private func send(_ frame: [UInt8]) {
-        guard let connection else { return }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: frame.count, alignment: 8)
-        buffer.copyBytes(from: frame)
-        sendBuffers.append(buffer)
-        try? transport.submitSend(connection, UnsafeRawBufferPointer(buffer), token: IOToken(3))
+        guard connection != nil else { return }
+        outgoing.append(contentsOf: frame)
+        flushOutgoing()
+    }
+
+    private func flushOutgoing() {
+        guard let connection, !sendInFlight, !outgoing.isEmpty else { return }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: outgoing.count, alignment: 8)
+        buffer.copyBytes(from: outgoing)
+        outgoing.removeAll(keepingCapacity: true)
+        let token = nextSendToken
+        nextSendToken += 1
+        sendsInFlight[token] = (buffer, connection)
+        sendInFlight = true
+        do {
+            try transport.submitSend(connection, UnsafeRawBufferPointer(buffer), token: IOToken(token))
+        } catch {
+            sendsInFlight.removeValue(forKey: token)?.buffer.deallocate()
+            sendInFlight = false
+            failed()
+        }
+    }
+
+    /// A send finished: what it did not take goes out first, before anything queued after it.
+    private func sendCompleted(_ completion: IOCompletion) {
+        guard let send = sendsInFlight.removeValue(forKey: completion.token.rawValue) else { return }
+        defer { send.buffer.deallocate() }
+        guard send.connection == connection else { return }  // an earlier connection's
+        sendInFlight = false
+        guard completion.result > 0 else { failed(); return }
+        let taken = Int(completion.result)
+        if taken < send.buffer.count { outgoing.insert(contentsOf: send.buffer[taken...], at: 0) }
+        flushOutgoing()
     }
 
     private func request(key: Int64) {
@@ -150,7 +186,7 @@ final class WholeNodeClient {
                 handleFrames()
                 postReceive()
             default:
-                break
+                sendCompleted(completion)
             }
         }
         // A leader that lost its leadership may drop requests silently: give up on it after a while.

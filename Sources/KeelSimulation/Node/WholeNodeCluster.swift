@@ -102,7 +102,11 @@ public final class WholeNodeCluster {
             configuration: configuration, storage: SimulatedStorage(disk: disk), transport: transport,
             clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: bootID,
             seed: seed &* 31 &+ UInt64(index) &+ UInt64(incarnation) &* 1_000)
-        consensus.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
+        consensus.eventHandler = { [unowned self] event in
+            self.note("m\(index) \(event)")
+            // The simulation's one client never sends a malformed frame: one means its byte stream broke.
+            if event.hasPrefix("bad frame from a client") { self.onProblem?(index, "the client's byte stream is corrupt (\(event))") }
+        }
         // Small chunks, so a snapshot is many writes and a cut can land between any two.
         let snapshots = try NodeSnapshots(
             storage: SnapshotFaultStorage(SimulatedStorage(disk: disk, directory: "archive")), clusterID: configuration.clusterID,
@@ -114,7 +118,7 @@ public final class WholeNodeCluster {
         let recorder = ApplyRecorder()
         recorder.onApply = { [unowned self] in self.onApply?(index, $0) }
         recorder.onDigest = { [unowned self] in self.onDigest?(index, $0, $1) }
-        recorder.onProblem = { [unowned self] in self.onProblem?(index, $0) }
+        recorder.onProblem = { [unowned self] in self.onProblem?(index, "service: \($0)") }
         let service = ServiceAgent(
             service: RecordingEchoService(recorder: recorder), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared,
             egress: egress, responseWindow: configuration.responseWindow, snapshots: snapshots, restoring: restored)

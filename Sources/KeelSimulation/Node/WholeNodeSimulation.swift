@@ -73,7 +73,7 @@ struct WholeNodeRun {
         cluster.onDigest = { member, position, digest in
             if let problem = digests.record(member: member, position: position, digest: digest) { checks.fail(problem) }
         }
-        cluster.onProblem = { checks.fail("m\($0) service: \($1)") }
+        cluster.onProblem = { checks.fail("m\($0) \($1)") }
         cluster.onSnapshotCut = { index, powerLoss in
             if powerLoss { checks.willLosePower(index) } else { checks.willStop(index) }
         }
