@@ -30,7 +30,8 @@ public struct NodeDirectory {
         do { stored = try SmallFile.read(file) } catch { throw ConfigurationError("cannot read \(file): \(error)") }
         if let stored {
             let old = Self.fields(stored)
-            for (key, value) in Self.fields(expected) where old[key] != value {
+            // The first difference in key order, so the same mismatch names the same field every run.
+            for (key, value) in Self.fields(expected).sorted(by: { $0.key < $1.key }) where old[key] != value {
                 throw ConfigurationError(
                     "directory \(path) was created with \(key) \(old[key] ?? "(none)"), but this start has \(key) \(value); use the original settings or a new directory")
             }

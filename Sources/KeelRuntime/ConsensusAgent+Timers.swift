@@ -23,9 +23,9 @@ extension ConsensusAgent {
             case .timerFired(let id, let sequence):
                 timers.fired(correlationId: id, sequence: sequence)
             case .closeSession(let id):
-                if serviceCloseRequests[id] == nil { serviceCloseRequests[id] = false }
+                if !serviceCloseRequests.contains(where: { $0.sessionID == id }) { serviceCloseRequests.append((id, false)) }
             case .sessionClosed(let id):
-                serviceCloseRequests.removeValue(forKey: id)
+                serviceCloseRequests.removeAll { $0.sessionID == id }
             case .applied(let position):
                 timers.serviceApplied(upTo: position)
                 work -= 1  // progress alone is not work
@@ -72,18 +72,21 @@ extension ConsensusAgent {
         return events
     }
 
+    /// Close entries for the sessions the service asked to close, in the order it asked (the same
+    /// on every member), so the log a leader builds does not depend on hash order.
     private func appendServiceCloses() -> Int {
         var work = 0
-        for (id, appended) in serviceCloseRequests where !appended {
+        for index in serviceCloseRequests.indices where !serviceCloseRequests[index].appended {
+            let id = serviceCloseRequests[index].sessionID
             // One close entry per session, whoever asks (a timeout or the client may have appended it).
             guard !sessionState.closing.contains(id) else {
-                serviceCloseRequests[id] = true
+                serviceCloseRequests[index].appended = true
                 continue
             }
             let reason = Int64(CloseReason.closedByService.rawValue)
             guard ingress.add(type: .sessionClose, sessionID: id, correlationID: reason, payload: UnsafeRawBufferPointer(start: nil, count: 0)) else { break }
             sessionState.closing.insert(id)
-            serviceCloseRequests[id] = true
+            serviceCloseRequests[index].appended = true
             work += 1
         }
         return work

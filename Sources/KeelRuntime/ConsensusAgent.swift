@@ -48,7 +48,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     // Network.
     var memberListener: ConnectionID?
     var clientListener: ConnectionID?
-    var connections: [Int32: PeerConnection] = [:]
+    var connections = ConnectionTable()
     var closing: [PeerConnection] = []
     var peers: [MemberID: PeerConnection] = [:]
     var reconnectAtNanos: [MemberID: Int64] = [:]
@@ -71,8 +71,9 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var timers = ConsensusTimers()
     /// Set on becoming leader: scan the unapplied log for timer events before firing any.
     var needsLeaderTimerScan = false
-    /// Sessions the service asked to close, not yet closed: id → whether this leader appended the close.
-    var serviceCloseRequests: [Int64: Bool] = [:]
+    /// Sessions the service asked to close, not yet closed, in the order it asked (log order), and
+    /// whether this leader appended the close.
+    var serviceCloseRequests: [(sessionID: Int64, appended: Bool)] = []
 
     // Follower state: the AppendEntries being stepped, and the head of a frame split across two of them.
     var currentAppend: IncomingAppend?
@@ -290,7 +291,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         if role == .leader {
             nextSessionCounter = 1
             needsLeaderTimerScan = true
-            for id in Array(serviceCloseRequests.keys) { serviceCloseRequests[id] = false }
+            for index in serviceCloseRequests.indices { serviceCloseRequests[index].appended = false }
         }
         if (role == .leader) != wasLeader { sessionsOnRoleChange(isLeader: role == .leader) }
     }

@@ -140,13 +140,14 @@ public struct BankService: ClusteredService, StateDigestible {
     public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
         try writer.write(holdsExpired)
         try writer.write(Int64(accounts.count))
-        for (id, account) in accounts {
+        // In id order, not the dictionaries' (a per-process hash order): equal states, equal snapshots.
+        for (id, account) in accounts.sorted(by: { $0.key < $1.key }) {
             try writer.write(id)
             try writer.write(account.balance)
             try writer.write(account.held)
         }
         try writer.write(Int64(holds.count))
-        for (id, hold) in holds {
+        for (id, hold) in holds.sorted(by: { $0.key < $1.key }) {
             try writer.write(id)
             try writer.write(hold.account)
             try writer.write(hold.amount)

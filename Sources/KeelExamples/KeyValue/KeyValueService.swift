@@ -62,7 +62,9 @@ public struct KeyValueService: ClusteredService, StateDigestible {
     public mutating func onTakeSnapshot(_ writer: any SnapshotWriter) throws {
         try writer.write(requestsApplied)
         try writer.write(Int64(entries.count))
-        for (key, value) in entries {
+        // In key order, not the dictionary's (a per-process hash order): equal states, equal snapshots.
+        for key in entries.keys.sorted(by: { $0.lexicographicallyPrecedes($1) }) {
+            let value = entries[key]!
             try key.withUnsafeBytes { try writer.writeLengthPrefixed($0) }
             try value.withUnsafeBytes { try writer.writeLengthPrefixed($0) }
         }

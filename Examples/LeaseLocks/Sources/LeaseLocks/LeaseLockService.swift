@@ -89,7 +89,8 @@ struct LeaseLockService: ClusteredService, StateDigestible {
         try writer.write(nextTimerId)
         try writer.write(expired)
         try writer.write(Int64(leases.count))
-        for (lock, lease) in leases {
+        // In lock-name order, not the dictionary's (a per-process hash order): equal states, equal snapshots.
+        for (lock, lease) in leases.sorted(by: { $0.key < $1.key }) {
             try Array(lock.utf8).withUnsafeBytes { try writer.writeLengthPrefixed($0) }
             try Array(lease.holder.utf8).withUnsafeBytes { try writer.writeLengthPrefixed($0) }
             try writer.write(lease.expires.rawValue)
