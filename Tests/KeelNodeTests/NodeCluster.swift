@@ -59,4 +59,12 @@ extension LocalCluster {
         guard let binary = KeelBinary.path else { throw HarnessError.spawn("no keel binary: set KEEL_BINARY or run swift build --product keel") }
         try self.init(binary: binary, size: size, sync: sync, service: service, clusterID: "test-cluster", directoryPrefix: "/tmp/keel-node-test")
     }
+
+    /// The members' client ports, in member order.
+    var clientPorts: [UInt16] { members.map(\.clientPort) }
+
+    /// Adds `arguments` to every member's `keel node` command line.
+    func addArgumentsToEveryMember(_ arguments: [String]) {
+        for member in members { extraArguments[member.id, default: []] += arguments }
+    }
 }

@@ -84,7 +84,8 @@ struct NodeProcessTests {
                 killedAtNanos = clock.monotonicNanos()
                 cluster.kill9(leader.rawValue)
             }
-            if killed != nil && failoverNanos == nil && client.sessionsOpened >= 2 {
+            // The session survives the failover: the client reattaches it to the new leader.
+            if killed != nil && failoverNanos == nil && client.sessionsOpened + client.reattachments >= 2 {
                 failoverNanos = clock.monotonicNanos() - killedAtNanos
             }
         }
@@ -150,8 +151,9 @@ struct NodeProcessTests {
 
 /// A blocking loopback socket for sending raw bytes.
 enum RawConnection {
-    /// A blocking TCP connection to 127.0.0.1:`port` whose receives time out after 5 s.
-    static func connectLoopback(port: UInt16) throws -> Int32 {
+    /// A blocking TCP connection to 127.0.0.1:`port` whose receives time out after
+    /// `receiveTimeoutMillis` (5 s by default).
+    static func connectLoopback(port: UInt16, receiveTimeoutMillis: Int = 5_000) throws -> Int32 {
         let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -165,7 +167,7 @@ enum RawConnection {
             close(descriptor)
             throw HarnessError.spawn("connect to \(port): errno \(failure)")
         }
-        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        var timeout = timeval(tv_sec: receiveTimeoutMillis / 1_000, tv_usec: (receiveTimeoutMillis % 1_000) * 1_000)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         return descriptor
     }
