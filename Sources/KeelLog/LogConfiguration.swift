@@ -39,6 +39,12 @@ public struct LogConfiguration: Sendable {
     /// How prepared segments are preallocated (segments the log must create on the spot, at open or
     /// when a preparation failed, use the storage's `preallocate`).
     public var segmentPreallocation: LogSegmentPreallocation
+    /// `replicated` mode only: a background fdatasync starts once this many bytes are unsynced, or
+    /// once the oldest unsynced byte is `replicatedSyncDelayNanos` old (time as given to
+    /// `poll(nowNanos:)`). Acknowledgements never wait for these syncs; batching them keeps the
+    /// kernel worker that runs each one from waking once per duty cycle under light load.
+    public var replicatedSyncBytes: Int64 = 4 << 20
+    public var replicatedSyncDelayNanos: Int64 = 20_000_000
 
     public init(
         clusterID: UInt64, segmentLengthBytes: Int64 = 64 << 20, maxPayloadBytes: Int = 1 << 20,

@@ -83,6 +83,10 @@ public final class ReplicatedLog<S: Storage> {
     var completions: IOCompletionBuffer
     var syncInFlight = false
     var syncTarget: LogPosition = .zero
+    /// Replicated mode's sync batching: the time of the latest `poll(nowNanos:)`, and when the
+    /// oldest unsynced byte was appended (nil: everything appended is synced or being synced).
+    var lastPollNanos: Int64?
+    var unsyncedSinceNanos: Int64?
     var syncGeneration: UInt64 = 0
     // Tokens must fit in 48 bits (the io_uring storage keeps the rest of user_data for itself).
     static var tokenTag: UInt64 { 0x4B4C << 32 }  // "KL"
@@ -383,6 +387,20 @@ public final class ReplicatedLog<S: Storage> {
     /// the next sync if anything is unsynced. Never blocks. Returns the work done (0 when idle).
     @discardableResult
     public func poll() throws(LogError) -> Int {
+        lastPollNanos = nil  // no clock: sync eagerly, as callers without one (tests, tools) expect
+        return try pollCompletions()
+    }
+
+    /// The duty cycle's step with a monotonic clock reading: as `poll()`, but in `replicated` mode a
+    /// background sync waits until `replicatedSyncBytes` are unsynced or the oldest unsynced byte is
+    /// `replicatedSyncDelayNanos` old.
+    @discardableResult
+    public func poll(nowNanos: Int64) throws(LogError) -> Int {
+        lastPollNanos = nowNanos
+        return try pollCompletions()
+    }
+
+    private func pollCompletions() throws(LogError) -> Int {
         var work = 0
         storage.reapCompletions(into: &completions)
         var failure: IOError?
@@ -412,6 +430,14 @@ public final class ReplicatedLog<S: Storage> {
 
     func startSyncIfIdle() throws(LogError) -> Int {
         guard !syncInFlight, durablePosition < appendedPosition else { return 0 }
+        if configuration.durability == .replicated, let now = lastPollNanos {
+            let since = unsyncedSinceNanos ?? now
+            unsyncedSinceNanos = since
+            let due = appendedPosition.bytes(since: durablePosition) >= configuration.replicatedSyncBytes
+                || now &- since >= configuration.replicatedSyncDelayNanos
+            guard due else { return 0 }
+        }
+        unsyncedSinceNanos = nil
         let segment = segments[segmentIndex(of: durablePosition)]
         let target = min(appendedPosition, segment.start.advanced(by: segmentLength))
         do {

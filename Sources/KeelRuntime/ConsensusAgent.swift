@@ -192,7 +192,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         work += fireDueTimers()
         proposeSnapshotMarker()
         work += try proposeIngress()
-        work += try log.poll()
+        work += try log.poll(nowNanos: nowNanos)
         work += reportPersisted()
         if nowNanos &- lastTickNanos >= 1_000_000 || lastTickNanos == .min {
             lastTickNanos = nowNanos
