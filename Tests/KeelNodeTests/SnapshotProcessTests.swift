@@ -222,4 +222,65 @@ struct SnapshotProcessTests {
         }
         #expect(positions.count == 1, "members snapshotted at different positions: \(positions)")
     }
+
+    @Test("bank: a snapshot taken with holds pending; all members restarted at once (kill -9), then each in turn; balances as before, the total conserved, every hold expires by its restored timer", .timeLimit(.minutes(2)))
+    func bankRestartsFromSnapshotWithPendingHolds() throws {
+        let cluster = try NodeCluster(service: "bank")
+        defer { cluster.shutdown() }
+        try cluster.startAll()
+        var client = makeClient(cluster)
+        defer { client.close() }
+        try client.connect()
+        let accounts: [Int64] = Array(1...10)
+        _ = try sendAll(client, accounts.flatMap { [BankRequest.open(account: $0).encoded(), BankRequest.deposit(account: $0, amount: 10_000).encoded()] })
+        // Holds of 8 s: pending when the snapshot is taken and through the restarts.
+        var random = SeededRandom(seed: 9)
+        func load(_ range: Range<Int>) -> [[UInt8]] {
+            range.map { index in
+                let from = accounts[Int(random.integer(in: 0...9))], to = accounts[Int(random.integer(in: 0...9))]
+                return index % 10 == 0
+                    ? BankRequest.hold(hold: Int64(index), account: from, amount: random.integer(in: 1...300), durationNanos: 8_000_000_000).encoded()
+                    : BankRequest.transfer(from: from, to: to, amount: random.integer(in: 1...2_000)).encoded()
+            }
+        }
+        _ = try sendAll(client, load(0..<400))
+        #expect(try cluster.requestSnapshot(client, correlationID: 1)?.status == .ok)
+        for member in cluster.members { cluster.expectLines(member.id, containing: Self.writtenLine, count: 1) }
+        _ = try sendAll(client, load(400..<600))
+        let before = try balances(client, accounts)
+        #expect(before.contains { $0.second > 0 }, "no hold pending before the restarts: \(before)")
+
+        // All at once first (kill -9, holds pending), then each member in turn.
+        client.close()
+        let restarts = cluster.members.map { cluster.lines($0.id, containing: Self.restartLine).count }
+        for member in cluster.members { cluster.kill9(member.id) }
+        try cluster.startAll()
+        for member in cluster.members { cluster.expectLines(member.id, containing: Self.restartLine, count: restarts[Int(member.id)] + 1) }
+        client = makeClient(cluster)
+        try client.connect()
+        #expect(try balances(client, accounts).map(\.first) == before.map(\.first), "balances changed across the restart of all")
+        for member in cluster.members {
+            let restarts = cluster.lines(member.id, containing: Self.restartLine).count
+            cluster.stop(member.id)
+            try cluster.start(member.id)
+            cluster.expectLines(member.id, containing: Self.restartLine, count: restarts + 1)
+            let target = (0..<3).compactMap { cluster.counter($0, .commitPosition) }.max() ?? 0
+            #expect(cluster.waitUntil(seconds: 30) { cluster.counter(member.id, .commitPosition) ?? 0 >= target })
+        }
+        let after = try balances(client, accounts)
+        #expect(after.map(\.first) == before.map(\.first), "balances changed across the restarts in turn")
+        let total = try sendAll(client, [BankRequest.total.encoded()]).first.map { try BankResponse.decode($0).first }
+        #expect(total == 100_000, "money created or destroyed")
+        // Every hold expires by its timer, restored from the snapshot or the replayed log.
+        var held = after
+        let expired = cluster.waitUntil(seconds: 20) {
+            held = (try? balances(client, accounts)) ?? []
+            return held.count == accounts.count && held.allSatisfy { $0.second == 0 }
+        }
+        #expect(expired, "holds left after their expiry: \(held)")
+    }
+
+    func balances(_ client: ClusterClient<SystemClock>, _ accounts: [Int64]) throws -> [BankResponse] {
+        try sendAll(client, accounts.map { BankRequest.balance(account: $0).encoded() }).map { try BankResponse.decode($0) }
+    }
 }
