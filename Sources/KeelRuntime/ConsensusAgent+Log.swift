@@ -63,7 +63,8 @@ extension ConsensusAgent {
     /// whole frames did.
     func stepAppend(_ append: AppendEntries, term: Term, bytes: UnsafeRawBufferPointer, from member: MemberID) throws {
         let logEnd = log.appendedPosition
-        let incoming = carry.take(append, bytes: bytes, logEnd: logEnd, termAtLogEnd: log.term(before: logEnd))
+        if !carry.continues(append) { adoptOwnHead(for: append, logEnd: logEnd) }
+        let incoming = carry.take(append, bytes: bytes, logEnd: logEnd) { log.term(before: $0) }
         currentAppend = incoming
         defer { currentAppend = nil }
         try step(.message(from: member, RaftMessage(term: term, body: .appendEntries(incoming.append))))
@@ -71,6 +72,37 @@ extension ConsensusAgent {
         if !carry.keepRemainder(of: incoming, term: append.entryTerm) {
             reportError(.protocolViolation, "member \(member.rawValue) sent a frame too large to carry at \(incoming.wholeEnd.rawValue)")
         }
+    }
+
+    /// When `append` starts inside a frame this log already holds, in that frame's term, carries the
+    /// frame's head from the log (see `SplitFrameCarry`), so the core is shown whole frames only.
+    private func adoptOwnHead(for append: AppendEntries, logEnd: LogPosition) {
+        let position = append.prevPosition
+        guard position > log.startPosition, position < logEnd, append.prevTerm == append.entryTerm,
+              log.term(at: position) == append.prevTerm, let start = frameStart(containing: position), start < position
+        else { return }
+        log.reader.withRawBytes(from: start, to: position) { head in carry.adoptHead(head, for: append) }
+    }
+
+    /// The start of the log's frame holding `position` (padding included), found by walking frame
+    /// headers from the nearest known frame boundary: the published commit or the start of the term.
+    private func frameStart(containing position: LogPosition) -> LogPosition? {
+        guard let term = log.term(at: position), let termStart = log.startOfTerm(term) else { return nil }
+        var boundary = publishedCommit >= termStart && publishedCommit <= position ? publishedCommit : termStart
+        var found: LogPosition?
+        log.reader.forEachFrame(from: boundary, limit: log.appendedPosition) { frame in
+            if frame.position > position {
+                found = boundary  // `position` lies in padding between the last frame and this one
+                return false
+            }
+            if frame.endPosition > position {
+                found = frame.position
+                return false
+            }
+            boundary = frame.endPosition
+            return true
+        }
+        return found
     }
 
     /// True when the step just taken answered an AppendEntries with success.

@@ -22,6 +22,10 @@ import KeelRaft
 /// same term. By Raft's log matching, a leader whose log has an entry of that term ending there holds
 /// the same bytes before it, so the head is still right. Anything else drops the head; the core then
 /// answers as usual (a gap: the leader backs up to the log end).
+///
+/// A message may also start inside a frame the follower already holds (a resent or overlapping
+/// AppendEntries, or one following a message that brought nothing new). The runtime then adopts the
+/// head from its own log (`adoptHead`): the same log-matching argument makes those bytes the leader's.
 struct IncomingAppend {
     /// Where the trimmed range starts: the message's prevPosition, or the log end when a head is carried.
     let start: LogPosition
@@ -56,19 +60,39 @@ final class SplitFrameCarry {
     /// Forgets the carried head (the log was truncated, or the head can no longer be continued).
     func drop() { count = 0 }
 
+    /// True when the carried head ends where `append` starts, in its term.
+    func continues(_ append: AppendEntries) -> Bool {
+        count > 0 && append.prevPosition == endPosition && append.prevTerm == term && append.entryTerm == term
+    }
+
+    /// Carries the follower's own bytes of the frame `append` starts inside of: `head` is the log's
+    /// [frame start, append.prevPosition), of the message's term.
+    func adoptHead(_ head: UnsafeRawBufferPointer, for append: AppendEntries) {
+        precondition(!head.isEmpty && head.count < buffer.count, "a frame's head is shorter than the largest frame")
+        buffer.baseAddress!.copyMemory(from: head.baseAddress!, byteCount: head.count)
+        count = head.count
+        endPosition = append.prevPosition
+        term = append.entryTerm
+    }
+
     /// Joins the carried head to `append` if it continues it, and trims the result to whole frames.
-    /// `logEnd` is the log's appended position and `termAtLogEnd` the term of the frame ending there.
-    func take(_ append: AppendEntries, bytes: UnsafeRawBufferPointer, logEnd: LogPosition, termAtLogEnd: Term?) -> IncomingAppend {
-        let continues = count > 0 && append.prevPosition == endPosition && append.prevTerm == term
-            && append.entryTerm == term && logEnd.advanced(by: Int64(count)) == endPosition && termAtLogEnd != nil
-        if !continues { count = 0 }
+    /// `logEnd` is the log's appended position; `termBefore` gives the term of the log's frame ending
+    /// at a position (the new prevTerm when a head is carried).
+    func take(
+        _ append: AppendEntries, bytes: UnsafeRawBufferPointer, logEnd: LogPosition, termBefore: (LogPosition) -> Term?
+    ) -> IncomingAppend {
+        var headTerm: Term?
+        if continues(append), endPosition.advanced(by: Int64(-count)) <= logEnd {
+            headTerm = termBefore(endPosition.advanced(by: Int64(-count)))
+        }
+        if headTerm == nil { count = 0 }
         let carried = count
         count = 0  // consumed: `keepRemainder` decides what is carried after this message
         let start = append.prevPosition.advanced(by: Int64(-carried))
         let whole = wholeFramePrefix(carried: carried, bytes)
         let wholeEnd = start.advanced(by: Int64(whole))
         let trimmed = AppendEntries(
-            prevPosition: start, prevTerm: carried > 0 ? termAtLogEnd! : append.prevTerm,
+            prevPosition: start, prevTerm: headTerm ?? append.prevTerm,
             endPosition: wholeEnd, entryTerm: append.entryTerm, leaderCommit: append.leaderCommit)
         return IncomingAppend(
             start: start, carriedBytes: carried, messageBytes: bytes, wholeEnd: wholeEnd, messageEnd: append.endPosition,

@@ -38,7 +38,7 @@ import Testing
             stream.withUnsafeBytes { all in
                 let bytes = UnsafeRawBufferPointer(rebasing: all[sent..<(sent + size)])
                 let logEnd = LogPosition(Int64(log.count))
-                let incoming = carry.take(append, bytes: bytes, logEnd: logEnd, termAtLogEnd: term)
+                let incoming = carry.take(append, bytes: bytes, logEnd: logEnd) { _ in term }
                 #expect(incoming.start == logEnd, "seed \(seed): the trimmed range starts at the log end")
                 #expect(boundaries.contains(Int(incoming.wholeEnd.rawValue)), "seed \(seed): the core is shown whole frames only")
                 try? carry.forEachPiece(of: incoming, from: incoming.start, to: incoming.wholeEnd) { log += $0 }
@@ -57,15 +57,50 @@ import Testing
         stream.withUnsafeBytes { all in
             // First message ends inside the second frame: 128 + 40 bytes.
             let first = AppendEntries(prevPosition: .zero, prevTerm: Term(1), endPosition: LogPosition(168), entryTerm: Term(1), leaderCommit: .zero)
-            let incoming = carry.take(first, bytes: UnsafeRawBufferPointer(rebasing: all[0..<168]), logEnd: .zero, termAtLogEnd: Term(1))
+            let incoming = carry.take(first, bytes: UnsafeRawBufferPointer(rebasing: all[0..<168]), logEnd: .zero) { _ in Term(1) }
             #expect(incoming.wholeEnd == LogPosition(128))
             #expect(carry.keepRemainder(of: incoming, term: Term(1)))
             #expect(carry.count == 40)
             // A new leader's message of another term at the same position must not be joined to the head.
             let other = AppendEntries(prevPosition: LogPosition(168), prevTerm: Term(2), endPosition: LogPosition(256), entryTerm: Term(2), leaderCommit: .zero)
-            let next = carry.take(other, bytes: UnsafeRawBufferPointer(rebasing: all[168..<256]), logEnd: LogPosition(128), termAtLogEnd: Term(1))
+            let next = carry.take(other, bytes: UnsafeRawBufferPointer(rebasing: all[168..<256]), logEnd: LogPosition(128)) { _ in Term(1) }
             #expect(next.carriedBytes == 0)
             #expect(next.start == LogPosition(168), "shown to the core as sent: it rejects the gap")
+        }
+    }
+
+    /// A message starting inside a frame the follower already holds (it brought nothing new, or was
+    /// resent): with the head adopted from the follower's own log, the core is shown whole frames and
+    /// the log receives exactly the bytes after its end.
+    @Test(arguments: [UInt64(11), 12, 13, 14, 15, 16])
+    func messagesStartingInsideAFrameAlreadyHeldAreTrimmedToWholeFrames(seed: UInt64) {
+        var random = SeededRandom(seed: seed)
+        let lengths = (0..<40).map { _ in 33 + Int(random.next() % 700) }
+        let (stream, boundaries) = Self.frameStream(lengths: lengths)
+        let sorted = boundaries.sorted()
+        let carry = SplitFrameCarry(maxFrameBytes: 1024)
+        let term = Term(2)
+        // The follower holds whole frames up to `logEnd`; the leader starts a message inside one of them.
+        let logEnd = sorted[sorted.count / 2]
+        let frameIndex = 1 + Int(random.next() % UInt64(sorted.count / 2 - 1))
+        let frameStart = sorted[frameIndex - 1]
+        let prev = frameStart + 1 + Int(random.next() % UInt64(sorted[frameIndex] - frameStart - 1))
+        let end = min(stream.count, prev + 1 + Int(random.next() % 4000))
+        let append = AppendEntries(
+            prevPosition: LogPosition(Int64(prev)), prevTerm: term, endPosition: LogPosition(Int64(end)), entryTerm: term, leaderCommit: .zero)
+        stream.withUnsafeBytes { all in
+            #expect(!carry.continues(append))
+            carry.adoptHead(UnsafeRawBufferPointer(rebasing: all[frameStart..<prev]), for: append)
+            let incoming = carry.take(append, bytes: UnsafeRawBufferPointer(rebasing: all[prev..<end]), logEnd: LogPosition(Int64(logEnd))) { _ in term }
+            #expect(incoming.start == LogPosition(Int64(frameStart)), "seed \(seed): shown from the start of the frame held")
+            #expect(boundaries.contains(Int(incoming.wholeEnd.rawValue)), "seed \(seed): the core is shown whole frames only")
+            #expect(incoming.wholeEnd <= LogPosition(Int64(end)))
+            // The core appends only what lies beyond the log's end.
+            if incoming.wholeEnd.rawValue > Int64(logEnd) {
+                var appended: [UInt8] = []
+                try? carry.forEachPiece(of: incoming, from: LogPosition(Int64(logEnd)), to: incoming.wholeEnd) { appended += $0 }
+                #expect(appended == Array(all[logEnd..<Int(incoming.wholeEnd.rawValue)]), "seed \(seed)")
+            }
         }
     }
 }
