@@ -5,7 +5,7 @@ import KeelClient
 import KeelCore
 import KeelLocalCluster
 
-/// `keel bench cluster` (issue 7): round-trip latency through a 3-member cluster running the echo
+/// `keel bench cluster` (issue 7; `--service kv`, issue 8): round-trip latency through a 3-member cluster running the echo (or kv)
 /// service, at fixed offered rates (open loop, coordinated omission corrected), beside a three-process
 /// TCP relay measured in the same run; sustained throughput; failover times; CPU and memory.
 struct BenchClusterCommand: ParsableCommand {
@@ -21,8 +21,12 @@ struct BenchClusterCommand: ParsableCommand {
 
     @Option(help: "Offered rates in messages per second, comma separated.")
     var rates: String = "1000,10000,100000"
-    @Option(help: "Message size in bytes (at least 16).")
+    @Option(help: "Message size in bytes (at least 16); with --service kv, the bytes of each value put.")
     var size: Int = 32
+    @Option(help: "The service the local cluster runs: echo, or kv (a 50/50 mix of puts and gets over --keys keys).")
+    var service: String = "echo"
+    @Option(help: "With --service kv: the key space (8-byte keys).")
+    var keys: Int = 10_000
     @Option(help: "Seconds measured per rate.")
     var duration: Double = 10
     @Option(help: "Seconds of warm-up before each measured window.")
@@ -55,6 +59,8 @@ struct BenchClusterCommand: ParsableCommand {
     var keep = false
 
     func validate() throws {
+        guard service == "echo" || service == "kv" else { throw ValidationError("--service must be echo or kv") }
+        guard keys > 0 else { throw ValidationError("--keys must be positive") }
         guard DurabilityMode(rawValue: sync) != nil else { throw ValidationError("--sync must be durable or replicated") }
         guard size >= BenchMessage.minimumBytes else { throw ValidationError("--size must be at least \(BenchMessage.minimumBytes) bytes") }
         guard !parsedRates.isEmpty, parsedRates.allSatisfy({ $0 > 0 }) else { throw ValidationError("--rates must list positive rates, e.g. 1000,10000") }
@@ -74,9 +80,11 @@ struct BenchClusterCommand: ParsableCommand {
         keelSetTimerSlack()
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         let machine = MachineDescription.current(directory: "/tmp")
-        let clusterDescription = members.map { "existing cluster \($0)" }
-            ?? "local 3-node cluster (\(sync)\(nodeArguments.isEmpty ? "" : ", " + nodeArguments.joined(separator: " ")))"
-        print("keel bench cluster — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel); \(clusterDescription); \(size)-byte messages, \(sessions) session(s), ≤ \(inFlight) in flight each")
+        let serviceDescription = service == "kv" ? "kv service: 50/50 put/get over \(grouped(Double(keys))) keys, \(size)-byte values" : "echo service"
+        let clusterDescription = (members.map { "existing cluster \($0)" }
+            ?? "local 3-node cluster (\(sync)\(nodeArguments.isEmpty ? "" : ", " + nodeArguments.joined(separator: " ")))") + ", " + serviceDescription
+        print("keel bench cluster — \(machine.cpuModel), \(machine.cores) cores, kernel \(machine.kernel); \(clusterDescription); \(size)-byte \(service == "kv" ? "values" : "messages"), \(sessions) session(s), ≤ \(inFlight) in flight each")
+        if service == "kv" { print("the relay baseline carries \(size)-byte messages (a transport floor: it runs no service)") }
 
         var cluster: LocalCluster?
         var relay: RelayBaseline?
@@ -96,7 +104,7 @@ struct BenchClusterCommand: ParsableCommand {
         if let members {
             addresses = ClusterMemberAddress.parseMemberList(members)!
         } else {
-            let local = try LocalCluster(binary: LocalFiles.selfExecutable(), sync: sync, clusterID: "keel-bench", directoryPrefix: "/tmp/keel-bench-cluster")
+            let local = try LocalCluster(binary: LocalFiles.selfExecutable(), sync: sync, service: service, clusterID: "keel-bench", directoryPrefix: "/tmp/keel-bench-cluster")
             local.keepsDirectory = keep
             for member in local.members { local.extraArguments[member.id] = nodeArguments }
             cluster = local
@@ -110,7 +118,8 @@ struct BenchClusterCommand: ParsableCommand {
             print("started 3 nodes in \(local.root); leader elected after \(report.leaderElectedAfterLaunchNanos! / 1_000_000) ms")
             addresses = local.clientAddresses
         }
-        let clusterLoad = ClusterLoad(members: addresses, sessions: sessions, messageBytes: size, inFlightPerSession: inFlight)
+        let keyValue = service == "kv" ? KeyValueLoad(keyCount: keys, valueBytes: size, sessions: sessions, inFlightPerSession: inFlight) : nil
+        let clusterLoad = ClusterLoad(members: addresses, sessions: sessions, messageBytes: size, inFlightPerSession: inFlight, keyValue: keyValue)
         load = clusterLoad
         do { try clusterLoad.connect(timeoutNanos: 30_000_000_000) } catch { throw BenchmarkError("client: \(error)") }
         // The relay processes' output (normally nothing) goes beside the nodes', or into --out for an existing cluster.
@@ -140,6 +149,9 @@ struct BenchClusterCommand: ParsableCommand {
             report.failover = try benchmark.failovers(count: failovers, rate: failoverRate)
         } else if failovers > 0 {
             print("failover: not measured (an existing cluster's processes are not ours to kill)")
+        }
+        if let keyValue {
+            print("kv responses: \(keyValue.okCount) ok, \(keyValue.notFoundCount) not found (gets before the key's first put), \(keyValue.errors) errors")
         }
         report.rssAnonMaxBytes = benchmark.rssAnonMaxBytes
         try writePlot(benchmark, into: &report)

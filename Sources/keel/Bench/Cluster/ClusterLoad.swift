@@ -35,11 +35,15 @@ final class ClusterLoad {
     /// Set once an overloaded schedule has ended: the rest of its backlog is not offered.
     var stopsOffering = false
 
-    init(members: [ClusterMemberAddress], sessions: Int, messageBytes: Int, inFlightPerSession: Int) {
+    /// The key-value store's mixed load in place of echo messages (nil: echo).
+    let keyValue: KeyValueLoad?
+
+    init(members: [ClusterMemberAddress], sessions: Int, messageBytes: Int, inFlightPerSession: Int, keyValue: KeyValueLoad? = nil) {
         precondition(sessions > 0 && messageBytes >= BenchMessage.minimumBytes && inFlightPerSession > 0, "bad load shape")
         self.messageBytes = messageBytes
         self.inFlightPerSession = inFlightPerSession
-        let frameBytes = RequestFrame.encodedLength(payloadByteCount: messageBytes)
+        self.keyValue = keyValue
+        let frameBytes = RequestFrame.encodedLength(payloadByteCount: max(messageBytes, keyValue?.requestBytesMax ?? 0))
         var configuration = ClusterClientConfiguration(
             members: members, maxOutstandingRequests: inFlightPerSession, outstandingBytesMax: max(4096, (inFlightPerSession + 1) * frameBytes))
         configuration.failoverTimeoutNanos = 30_000_000_000
@@ -67,6 +71,7 @@ final class ClusterLoad {
     /// Starts a new schedule; responses to older messages still arriving are not counted.
     func begin(_ schedule: OpenLoopSchedule) {
         self.schedule = schedule
+        keyValue?.beginSchedule()
         recorder = CorrectedLatencyRecorder(schedule: schedule)
         sent = 0
         received = 0
@@ -87,8 +92,15 @@ final class ClusterLoad {
         var blocked = false
         while sent < due && !stopsOffering {
             guard let session = sessionWithRoom() else { blocked = true; break }
-            BenchMessage.stamp(payload, scheduledNanos: schedule.scheduledNanos(of: sent), index: sent)
-            guard case .accepted = clients[session].offer(UnsafeRawBufferPointer(payload)) else { blocked = true; break }
+            let result: OfferResult
+            if let keyValue {
+                result = keyValue.withRequest(sent) { clients[session].offer($0) }
+                if case .accepted(let requestID) = result { keyValue.track(session: session, requestID: requestID, index: sent) }
+            } else {
+                BenchMessage.stamp(payload, scheduledNanos: schedule.scheduledNanos(of: sent), index: sent)
+                result = clients[session].offer(UnsafeRawBufferPointer(payload))
+            }
+            guard case .accepted = result else { blocked = true; break }
             inFlight[session] += 1
             sent += 1
         }
@@ -144,6 +156,14 @@ final class ClusterLoad {
         guard response.requestID > 0 else { return }
         attachmentsAtLastResponse[session] = clients[session].attachments
         inFlight[session] = max(0, inFlight[session] - 1)
+        if let keyValue {
+            guard let index = keyValue.take(session: session, requestID: response.requestID, response: response.payload),
+                index < schedule.messageCount
+            else { return }
+            received += 1
+            recorder.record(scheduledNanos: schedule.scheduledNanos(of: index), receivedNanos: now)
+            return
+        }
         guard response.payload.count == messageBytes else {
             corrupted += 1
             return
