@@ -78,7 +78,7 @@ final class FakeLeader: @unchecked Sendable {
                         leaderTerm: Term(1), leaderMemberID: MemberID(0))
                     outputBytes += SessionOpenedFrame.encode(
                         into: UnsafeMutableRawBufferPointer(rebasing: output[outputBytes...]), correlationID: connect.correlationID,
-                        sessionID: 1, timestamp: ClusterTime(rawValue: 1))
+                        sessionID: 1, timestamp: ClusterTime(rawValue: 1), secret: 0x5EC2E7)
                 case .request(let request):
                     outputBytes += ResponseFrame.encode(
                         into: UnsafeMutableRawBufferPointer(rebasing: output[outputBytes...]), sessionID: request.sessionID,
