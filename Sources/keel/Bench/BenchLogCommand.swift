@@ -195,7 +195,7 @@ struct LogBenchmark {
                     try log.append(term: Term(1), header, payload: UnsafeRawBufferPointer(payload))
                 }
                 try log.commitBatch()
-                try log.poll()
+                try log.poll(nowNanos: monotonicNanos())  // as the consensus agent does: syncs batched by bytes and age
                 written += count
             }
             let nanos = monotonicNanos() - start
