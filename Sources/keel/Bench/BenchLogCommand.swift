@@ -30,8 +30,8 @@ struct BenchLogCommand: ParsableCommand {
     var dir: String = "."
     @Flag(help: "A short smoke run: small sizes; its figures are not for recording.")
     var quick = false
-    @Option(help: "How segments (and the baselines' files) are preallocated: zeroFill (prepared in the background) or fallocate.")
-    var preallocation: String = "zeroFill"
+    @Option(help: "How segments (and the baselines' files) are preallocated: fallocate (the log's default) or zeroFill (prepared in the background).")
+    var preallocation: String = "fallocate"
     @Option(help: "Runs of each series; figures are the median run's (ratios: the median of the runs' ratios).")
     var runs: Int = 1
     @Option(help: "Which series to run: any of replicated, durable, group (comma-separated).")
