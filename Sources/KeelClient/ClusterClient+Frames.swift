@@ -116,6 +116,12 @@ extension ClusterClient {
             guard requestID < sentEnd else {
                 return connectionLost("response to request \(requestID), which was never sent, from \(currentTarget)", now: now)
             }
+            // A response older than one already handed over is a replay (from a leader applying what
+            // its predecessor answered): drop it. Equal IDs pass: a request may have several responses.
+            guard requestID >= highestAcknowledgedID || response.isResent else {
+                duplicateResponsesDropped += 1
+                return
+            }
             if response.isResent {
                 // A retried request's responses, from the window: wanted only if it is not answered yet.
                 guard requestID > highestAcknowledgedID || requestID == resentRequestID else {

@@ -35,6 +35,7 @@ extension ConsensusAgent {
             precondition(end == to, "the batch occupies \(end.bytes(since: from)) bytes, not the \(to.bytes(since: from)) proposed")
         case .leadershipTerm:
             precondition(from == log.appendedPosition, "the leadership entry starts at the end of the log")
+            shared.leaderEgressStart.store(from.rawValue, ordering: .releasing)  // before the role is published
             let header = LogEntryHeader(type: .newLeadershipTerm, timestamp: nextClusterTime())
             try log.append(term: term, header, payload: UnsafeRawBufferPointer(start: nil, count: 0))
             let end = try log.commitBatch()

@@ -32,6 +32,8 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     public private(set) var responsesDroppedEgressFull: Int64 = 0
     /// Every entry below this position has been applied.
     public private(set) var appliedPosition: LogPosition
+    /// The position of the entry being applied (egress decisions depend on it).
+    private var applyingPosition: LogPosition = .zero
     var lastRole: ClusterRole?
     /// Timer events applied that fired a timer (for counters and tests).
     public private(set) var timersFired: Int64 = 0
@@ -116,6 +118,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         // suppressed): replicated state never depends on it, only when responses go out.
         let egressReserveBytes = egress.capacityBytes / 4
         appliedPosition = reader.forEachFrame(from: appliedPosition, limit: commit) { frame in
+            applyingPosition = frame.position
             apply(frame)
             applied += 1
             return overflow.isEmpty && (shared.currentRole != .leader || egress.freeBytes >= egressReserveBytes)
@@ -220,7 +223,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             session.currentSequence = 0
             shared.messagesApplied.add(1, ordering: .relaxed)
         case .duplicate:
-            guard shared.currentRole == .leader else { return }
+            guard sendsEgress else { return }
             sessionTable[frame.sessionID]?.window.forEachResponse(of: sequence) { timestamp, payload in
                 if !egress.offer(kind: .resentResponse, sessionID: frame.sessionID, correlation: sequence, timestamp: timestamp, payload: payload) {
                     responsesDroppedEgressFull += 1
@@ -236,7 +239,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     }
 
     private func reject(_ frame: LogFrameView, expected: Int64, reason: RequestRejection) {
-        guard shared.currentRole == .leader else { return }
+        guard sendsEgress else { return }
         withUnsafeTemporaryAllocation(byteCount: 10, alignment: 8) { payload in
             payload.storeBytes(of: expected, toByteOffset: 0, as: Int64.self)
             payload.storeBytes(of: reason.rawValue, toByteOffset: 8, as: UInt16.self)
@@ -247,7 +250,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     }
 
     private func emit(_ kind: EgressKind, sessionID: Int64, correlation: Int64, timestamp: ClusterTime) {
-        guard shared.currentRole == .leader else { return }
+        guard sendsEgress else { return }
         _ = egress.offer(kind: kind, sessionID: sessionID, correlation: correlation, timestamp: timestamp, payload: UnsafeRawBufferPointer(start: nil, count: 0))
     }
 
@@ -268,6 +271,13 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         return overflow.isEmpty
     }
 
+    /// True when the entry being applied may send egress: this replica leads, and the entry is from
+    /// its own term on (`SharedNodeState.leaderEgressStart`: a new leader applying entries its
+    /// predecessor already answered must not answer them again).
+    private var sendsEgress: Bool {
+        shared.currentRole == .leader && applyingPosition.rawValue >= shared.leaderEgressStart.load(ordering: .acquiring)
+    }
+
     // MARK: SessionEgress
 
     /// `SessionEgress`: a response to the request being applied is kept in the session's window
@@ -278,7 +288,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     public func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult {
         guard message.count <= egress.maxPayloadBytes else { return .tooLarge }
         if sequence > 0 { sessionTable.recordResponse(sessionID: sessionId, sequence: sequence, timestamp: timestamp, payload: message) }
-        guard shared.currentRole == .leader else { return .accepted }
+        guard sendsEgress else { return .accepted }
         if egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) { return .accepted }
         guard sequence > 0 else { return .backPressured }
         responsesDroppedEgressFull += 1

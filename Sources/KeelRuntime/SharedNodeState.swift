@@ -16,6 +16,10 @@ public final class SharedNodeState: Sendable {
     public let term = Atomic<Int64>(0)
     /// The known leader's member id, or -1.
     public let leaderID = Atomic<Int32>(-1)
+    /// Leader: the position of its leadership entry. Its replica sends egress only for entries from
+    /// there on; responses to earlier entries (which an old leader may already have sent) reach a
+    /// client only re-sent from the window, when it retries what it has not seen answered.
+    public let leaderEgressStart = Atomic<Int64>(Int64.max)
     /// The end of the local log.
     public let appendedPosition = Atomic<Int64>(0)
     /// Messages the service applied (for tests and counters).
