@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 /// Temporary directories, removal and free ports for local clusters and benchmarks.
 public enum LocalFiles {
@@ -29,26 +30,42 @@ public enum LocalFiles {
         rmdir(path)
     }
 
-    /// `count` distinct loopback ports that were free a moment ago.
+    /// `count` distinct loopback ports that were free a moment ago, taken below the kernel's
+    /// ephemeral range: a port the kernel hands out for `bind(0)` is also what it gives outgoing
+    /// connections, so one of those (another test's client) could take it before the node listens.
+    /// Calls in one process never return the same port twice until the range wraps.
     public static func freePorts(_ count: Int) throws(LocalClusterError) -> [UInt16] {
         var descriptors: [Int32] = [], ports: [UInt16] = []
         defer { for descriptor in descriptors { close(descriptor) } }
-        for _ in 0..<count {
+        var attempts = 0
+        while ports.count < count {
+            attempts += 1
+            guard attempts <= portRangeSize else { throw LocalClusterError("no free loopback port in \(portRangeStart)…\(portRangeStart + portRangeSize - 1)") }
+            let port = UInt16(portRangeStart + nextPortOffset.add(1, ordering: .relaxed).oldValue % portRangeSize)
             let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard descriptor >= 0 else { throw LocalClusterError("socket: \(String(cString: strerror(errno)))") }
-            descriptors.append(descriptor)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            let bound = withUnsafeMutablePointer(to: &address) { pointer in
-                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) == 0 && getsockname(descriptor, $0, &length) == 0 }
+            address.sin_port = port.bigEndian
+            let bound = withUnsafePointer(to: &address) { pointer in
+                pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
             }
-            guard bound else { throw LocalClusterError("no free loopback port: \(String(cString: strerror(errno)))") }
-            ports.append(UInt16(bigEndian: address.sin_port))
+            if bound {
+                descriptors.append(descriptor)
+                ports.append(port)
+            } else {
+                close(descriptor)  // in use: try the next
+            }
         }
         return ports
     }
+
+    /// Ports 20000–32767: below Linux's default ephemeral range (32768–60999). Each process starts
+    /// at an offset from its pid, so concurrent test processes rarely probe the same ports.
+    private static let portRangeStart = 20_000
+    private static let portRangeSize = 12_768
+    private static let nextPortOffset = Atomic<Int>(Int(getpid()) &* 97 % 12_768)
 
     /// This process's own executable (`/proc/self/exe`).
     public static func selfExecutable() -> String {

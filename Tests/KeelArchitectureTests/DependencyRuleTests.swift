@@ -18,7 +18,7 @@ private let allowedImports: [String: Set<String>] = [
     "KeelNode": ["KeelRuntime", "KeelService", "KeelIO", "KeelCore", "Synchronization"],
     "KeelClient": ["KeelCore", "KeelWire", "KeelPOSIX", "KeelIO"],
     "KeelExamples": ["KeelService", "KeelCore"],
-    "KeelLocalCluster": ["KeelCore", "KeelIO", "KeelClient", "Glibc"],
+    "KeelLocalCluster": ["KeelCore", "KeelIO", "KeelClient", "Glibc", "Synchronization"],
     "KeelSimulation": ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "KeelRuntime"],
     "Keel": ["KeelCore", "KeelService", "KeelNode", "KeelClient"],
 ]
