@@ -87,7 +87,7 @@ struct DemoRun {
         }
         let victim = leader.rawValue
         step("killing the leader, node \(victim) (kill -9), with \(messages) more puts under way")
-        let sessionsBefore = client.sessionsOpened
+        let reattachmentsBefore = client.reattachments
         var killedAt: Int64 = 0
         var failoverMillis: Int64?
         try put(client, messages..<(2 * messages)) { answered in
@@ -96,9 +96,9 @@ struct DemoRun {
                 killedAt = clock.monotonicNanos()
                 print("  node \(victim) killed after \(answered) puts were acknowledged")
             }
-            if killedAt != 0 && failoverMillis == nil && client.sessionsOpened > sessionsBefore {
+            if killedAt != 0 && failoverMillis == nil && client.reattachments > reattachmentsBefore {
                 failoverMillis = millis(since: killedAt)
-                print("  new leader: node \(client.leaderMemberID?.rawValue ?? -1), term \(client.leaderTerm.rawValue), session \(client.sessionID), \(failoverMillis!) ms after the kill; \(client.requestsResent) unacknowledged requests re-sent")
+                print("  new leader: node \(client.leaderMemberID?.rawValue ?? -1), term \(client.leaderTerm.rawValue), session \(client.sessionID) reattached \(failoverMillis!) ms after the kill; \(client.requestsResent) unacknowledged requests re-sent with their original sequence numbers")
             }
         }
         print("  all \(2 * messages) puts acknowledged, in order")
