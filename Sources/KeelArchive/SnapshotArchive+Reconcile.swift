@@ -9,6 +9,8 @@ extension SnapshotArchive {
         var highestID = contents.nextSnapshotID - 1
 
         for name in names {
+            // A set-aside snapshot's id is never reused either.
+            if let id = SnapshotFormat.snapshotID(fromRejectedName: name) { highestID = max(highestID, id) }
             guard let id = SnapshotFormat.snapshotID(fromTemporaryName: name) else { continue }
             highestID = max(highestID, id)
             try storageCall { () throws(IOError) in try storage.deleteFile(name) }

@@ -36,6 +36,8 @@ public final class SnapshotArchive<S: Storage> {
     public internal(set) var repairs: [String] = []
     /// The snapshots the last `newestValidSnapshot()` rejected, newest first.
     public private(set) var rejectedSnapshots: [SnapshotProblem] = []
+    /// Snapshots set aside (out of the catalog, file renamed) since the archive was opened.
+    public internal(set) var setAsideSnapshots: [SetAsideSnapshot] = []
 
     /// Opens the archive in `storage`'s directory, creating the catalog when missing.
     public init(storage: S, configuration: ArchiveConfiguration = ArchiveConfiguration()) throws(ArchiveError) {
@@ -110,15 +112,24 @@ public final class SnapshotArchive<S: Storage> {
     /// failed is reported in the load's `rejected` (and in `rejectedSnapshots`) with file and offset.
     /// With `atOrBelow`, snapshots past that log position are skipped unread (a node whose log lost
     /// its tail in a power loss cannot replay on from them).
-    public func newestValidSnapshot(atOrBelow limit: LogPosition? = nil) -> SnapshotLoad<S>? {
+    ///
+    /// With `settingAside`, each rejected snapshot whose bytes were read and found wrong (not one that
+    /// failed to open or read: that may pass) is also set aside (`setAside(_:)`): out of the catalog, so
+    /// retention keeps K snapshots that load, not K that include a broken one. What was set aside is
+    /// in `setAsideSnapshots`; a failure to set one aside is in `repairs` and changes nothing else.
+    public func newestValidSnapshot(atOrBelow limit: LogPosition? = nil, settingAside: Bool = false) -> SnapshotLoad<S>? {
         var rejected: [SnapshotProblem] = []
         defer { rejectedSnapshots = rejected }
         for entry in catalog.contents.snapshots.reversed() where limit.map({ entry.position <= $0 }) ?? true {
             switch open(entry) {
             case .success(let (file, scan)):
                 return SnapshotLoad(entry: entry, scan: scan, storage: storage, file: file, displayName: displayName(entry.fileName), rejected: rejected)
-            case .failure(let problem):
-                rejected.append(problem)
+            case .failure(let failure):
+                rejected.append(failure.problem)
+                guard settingAside && failure.bytesAreBad else { continue }
+                do { try setAside(entry) } catch {
+                    repairs.append("could not set aside rejected \(entry.fileName) (it stays in the catalog): \(error)")
+                }
             }
         }
         return nil
@@ -130,32 +141,39 @@ public final class SnapshotArchive<S: Storage> {
         case .success(let (file, _)):
             storage.closeFile(file)
             return nil
-        case .failure(let problem):
-            return problem
+        case .failure(let failure):
+            return failure.problem
         }
     }
 
     private func displayName(_ name: String) -> String { "\(storage.location)/\(name)" }
 
+    /// Why `open` failed, and whether the file's bytes were read and found wrong (not an open or read error).
+    private struct OpenFailure: Error {
+        var problem: SnapshotProblem
+        var bytesAreBad: Bool
+    }
+
     /// Opens and scans `entry`'s file; the file stays open on success.
-    private func open(_ entry: SnapshotEntry) -> Result<(FileID, SnapshotScan), SnapshotProblem> {
+    private func open(_ entry: SnapshotEntry) -> Result<(FileID, SnapshotScan), OpenFailure> {
         let name = displayName(entry.fileName)
         let file: FileID
         do { file = try storage.openFile(entry.fileName, create: false) } catch {
-            return .failure(SnapshotProblem(file: name, offsetBytes: 0, kind: .mismatch, reason: "cannot open: \(error)"))
+            return .failure(OpenFailure(problem: SnapshotProblem(file: name, offsetBytes: 0, kind: .mismatch, reason: "cannot open: \(error)"), bytesAreBad: false))
         }
         do {
             let scan = try SnapshotScanner(storage: storage, file: file, fileName: name).scan()
             if let mismatch = Self.mismatch(entry, scan) {
                 storage.closeFile(file)
-                return .failure(SnapshotProblem(file: name, offsetBytes: 0, kind: .mismatch, reason: mismatch))
+                return .failure(OpenFailure(problem: SnapshotProblem(file: name, offsetBytes: 0, kind: .mismatch, reason: mismatch), bytesAreBad: true))
             }
             return .success((file, scan))
         } catch {
             storage.closeFile(file)
             switch error {
-            case .badSnapshot(let problem): return .failure(problem)
-            default: return .failure(SnapshotProblem(file: name, offsetBytes: 0, kind: .corrupt, reason: "\(error)"))
+            case .badSnapshot(let problem): return .failure(OpenFailure(problem: problem, bytesAreBad: true))
+            // A read error says nothing about the bytes: the snapshot may load next time.
+            default: return .failure(OpenFailure(problem: SnapshotProblem(file: name, offsetBytes: 0, kind: .corrupt, reason: "\(error)"), bytesAreBad: false))
             }
         }
     }
@@ -175,6 +193,13 @@ public final class SnapshotArchive<S: Storage> {
 
     // MARK: Retention and shipping
 
+    var shippingFileID: Int64? { shippingFile?.id }
+
+    func closeShippingFile() {
+        if let shippingFile { storage.closeFile(shippingFile.file) }
+        shippingFile = nil
+    }
+
     /// Removes every snapshot but the newest `count` (by position, then id): files first, then the
     /// catalog entries, so a crash in between leaves entries without files, which the next open drops.
     /// Returns the removed entries, oldest first.
@@ -193,6 +218,9 @@ public final class SnapshotArchive<S: Storage> {
                 // Already gone (a crash after an earlier delete): nothing to do.
             } catch { throw .storage(error) }
         }
+        // Rejected files go once K newer snapshots exist, as the snapshot would have (bounded disk).
+        let oldestKeptID = all.dropFirst(removed.count).map(\.id).min() ?? nextSnapshotID
+        try removeRejectedFiles(below: oldestKeptID)
         try storageCall { () throws(IOError) in try storage.syncDirectory() }
         var contents = catalog.contents
         contents.snapshots.removeFirst(removed.count)

@@ -61,11 +61,15 @@ enum SnapshotFormat {
     static func fileName(id: Int64) -> String { "snapshot-\(hex16(id)).snap" }
     /// The name a snapshot is written under until it is complete and synced.
     static func temporaryName(id: Int64) -> String { "snapshot-\(hex16(id)).tmp" }
+    /// The name a snapshot that failed verification at a restart is kept under (never loaded or adopted).
+    static func rejectedName(id: Int64) -> String { "snapshot-\(hex16(id)).rejected" }
 
     /// The id in a final snapshot name, or nil for any other name.
     static func snapshotID(fromFileName name: String) -> Int64? { id(in: name, suffix: ".snap") }
     /// The id in a temporary snapshot name, or nil for any other name.
     static func snapshotID(fromTemporaryName name: String) -> Int64? { id(in: name, suffix: ".tmp") }
+    /// The id in a rejected snapshot's name, or nil for any other name.
+    static func snapshotID(fromRejectedName name: String) -> Int64? { id(in: name, suffix: ".rejected") }
 
     private static func id(in name: String, suffix: String) -> Int64? {
         let prefix = "snapshot-"

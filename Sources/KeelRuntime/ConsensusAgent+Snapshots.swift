@@ -62,6 +62,20 @@ extension ConsensusAgent {
         markers.lastProposedAt = end
     }
 
+    /// Copies what the service agent published about snapshots into the node's counters (the
+    /// counters have one writer each: this agent). Once a millisecond, with the tick.
+    func publishSnapshotCounters() {
+        guard let counters else { return }
+        counters.snapshotsTaken.set(shared.snapshotsTaken.load(ordering: .relaxed))
+        counters.snapshotsFailed.set(shared.snapshotsFailed.load(ordering: .relaxed))
+        counters.snapshotsLoaded.set(shared.snapshotsLoaded.load(ordering: .relaxed))
+        counters.snapshotsRejected.set(shared.snapshotsRejected.load(ordering: .relaxed))
+        counters.snapshotPosition.set(shared.lastSnapshotPosition.load(ordering: .relaxed))
+        counters.snapshotDurationNanos.set(shared.lastSnapshotDurationNanos.load(ordering: .relaxed))
+        counters.snapshotLoadNanos.set(shared.snapshotLoadNanos.load(ordering: .relaxed))
+        counters.replayNanos.set(shared.replayNanos.load(ordering: .relaxed))
+    }
+
     /// A committed marker (seen while folding the committed log).
     func markerCommitted(endingAt end: LogPosition) {
         markers.lastCommittedEnd = max(markers.lastCommittedEnd, end)

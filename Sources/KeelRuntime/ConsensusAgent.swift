@@ -198,6 +198,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             lastTickNanos = nowNanos
             try step(.tick(nowNanos: nowNanos))
             connectToPeers()
+            publishSnapshotCounters()
         }
         work += publishCommit()
         work += scanForTimeouts(nowNanos: nowNanos)

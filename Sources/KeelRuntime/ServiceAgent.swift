@@ -86,17 +86,20 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         }
         let reader = snapshots?.takeServiceReader()
         let progressReader = reader.map { ProgressSnapshotReader($0, clock: clock, report: eventHandler) }
+        let loadStart = clock?()
         do { try service.onStart(cluster: cluster, snapshot: progressReader) } catch {
             guard let reader, let name = snapshots?.recoveredName else { throw error }
             throw SnapshotFormatError(
                 "the service (snapshot version \(service.snapshotVersion)) could not restore from \(name), written by service version \(reader.serviceVersion): \(error)")
         }
+        if let clock, let loadStart, reader != nil { shared.snapshotLoadNanos.store(clock() - loadStart, ordering: .relaxed) }
         progressReader?.finished()
         snapshots?.finishRecovery()
         let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
         if let clock, target > appliedPosition {
             replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
         } else {
+            shared.replayNanos.store(0, ordering: .relaxed)
             shared.replayDone.store(true, ordering: .releasing)
         }
     }
@@ -127,8 +130,9 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         shared.appliedPosition.store(appliedPosition.rawValue, ordering: .releasing)
         if let line = replay?.report(appliedPosition) {
             eventHandler?(line)
-            if replay?.isDone == true {
+            if let done = replay, done.isDone {
                 replay = nil
+                shared.replayNanos.store(done.elapsedNanos, ordering: .relaxed)
                 shared.replayDone.store(true, ordering: .releasing)
             }
         }
@@ -185,13 +189,16 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     private func takeSnapshot(at point: SnapshotPoint) {
         guard let snapshots else { return }
         if let newest = snapshots.newestPosition, newest >= point.position { return }
+        let start = progressClock?()
         do {
             let taken = try snapshots.takeSnapshot(
                 at: point, timers: timers, sessions: sessionTable, serviceVersion: service.snapshotVersion
             ) { writer in try service.onTakeSnapshot(writer) }
             shared.snapshotsTaken.add(1, ordering: .relaxed)
             shared.lastSnapshotPosition.store(taken.position.rawValue, ordering: .releasing)
-            eventHandler?("\(taken) written")
+            let elapsed = start.flatMap { start in progressClock.map { $0() - start } }
+            if let elapsed { shared.lastSnapshotDurationNanos.store(elapsed, ordering: .relaxed) }
+            eventHandler?("\(taken) written\(elapsed.map { " in \($0 / 1_000_000) ms" } ?? "")")
         } catch {
             shared.snapshotsFailed.add(1, ordering: .relaxed)
             eventHandler?("snapshot at position \(point.position.rawValue) failed, previous snapshots kept: \(error)")

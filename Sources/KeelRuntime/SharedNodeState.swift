@@ -31,6 +31,14 @@ public final class SharedNodeState: Sendable {
     public let snapshotsFailed = Atomic<Int64>(0)
     /// The service agent has restored its snapshot and replayed the local log it found at start.
     public let replayDone = Atomic<Bool>(false)
+    /// Snapshots loaded at start (0 or 1) and rejected at start (set aside, an older one tried).
+    public let snapshotsLoaded = Atomic<Int64>(0)
+    public let snapshotsRejected = Atomic<Int64>(0)
+    /// Nanoseconds the last snapshot took to write, the start's snapshot load, and the start's
+    /// replay of the local log (−1: not measured, or not done yet).
+    public let lastSnapshotDurationNanos = Atomic<Int64>(-1)
+    public let snapshotLoadNanos = Atomic<Int64>(-1)
+    public let replayNanos = Atomic<Int64>(-1)
     /// What the service agent tells the consensus agent (timers, service closes, applied position).
     public let serviceRequests = ServiceRequestQueue()
     /// Wakes the service agent (its idle strategy may be waiting in the kernel).

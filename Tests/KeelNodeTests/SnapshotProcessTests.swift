@@ -151,9 +151,17 @@ struct SnapshotProcessTests {
             #expect(offset > 0 && offset <= flippedAt, "reported offset \(offset); the flipped byte is at \(flippedAt)")
         }
         #expect(cluster.lastRestartSnapshotID(0).map(snapshotFileName) == snapshots[0])
+        // Set aside: out of the catalog (it no longer counts against --snapshots-kept), kept for a look.
+        let setAside = String(snapshots[1].dropLast(".snap".count)) + ".rejected"
+        #expect(cluster.archiveFiles(0).contains(setAside) && !cluster.archiveFiles(0).contains(snapshots[1]), "\(cluster.archiveFiles(0))")
+        #expect(!cluster.lines(0, containing: "set aside as \(setAside)").isEmpty, "\(cluster.tail(0, lines: 10))")
         client = makeClient(cluster)
         try client.connect()
         var wrong = try KeyValueLoad.wrongKeys(client, 0..<written)
+        // `keel stat`'s counters say so too (copied once a millisecond; the reads above took longer).
+        let counters = nodeCounters(String(cluster.archive(0).dropLast("/archive".count)))
+        #expect(counters[.snapshotsRejected] == 1 && counters[.snapshotsLoaded] == 1, "\(counters)")
+        #expect(counters[.snapshotLoadNanos].map { $0 >= 0 } == true && counters[.replayNanos].map { $0 >= 0 } == true, "\(counters)")
         #expect(wrong.isEmpty, "\(wrong.count) of \(written) keys lost or wrong after the older snapshot and replay, first: key-\(wrong.first ?? -1)")
 
         // A byte of the current catalog slot's first entry flipped: the other slot and the files are used.
@@ -283,4 +291,12 @@ struct SnapshotProcessTests {
     func balances(_ client: ClusterClient<SystemClock>, _ accounts: [Int64]) throws -> [BankResponse] {
         try sendAll(client, accounts.map { BankRequest.balance(account: $0).encoded() }).map { try BankResponse.decode($0) }
     }
+}
+
+/// The node's counters by type, read from its counters file (empty when it cannot be read).
+private func nodeCounters(_ directory: String) -> [CounterType: Int64] {
+    guard let file = try? CountersFile.openForReading(path: "\(directory)/\(CountersFile.fileName)") else { return [:] }
+    var values: [CounterType: Int64] = [:]
+    for counter in file.reader.snapshot() { values[counter.type] = counter.value }
+    return values
 }

@@ -35,6 +35,22 @@ public struct CounterType: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let handshakesRefused = CounterType(rawValue: 13)
     /// Peers disconnected because they stopped reading.
     public static let stalledPeersDisconnected = CounterType(rawValue: 14)
+    /// Snapshots this member wrote since it started.
+    public static let snapshotsTaken = CounterType(rawValue: 15)
+    /// Snapshots that failed to be written (the previous ones stay).
+    public static let snapshotsFailed = CounterType(rawValue: 16)
+    /// Snapshots loaded at start (0 or 1).
+    public static let snapshotsLoaded = CounterType(rawValue: 17)
+    /// Snapshots that failed verification at start (set aside; an older one was tried).
+    public static let snapshotsRejected = CounterType(rawValue: 18)
+    /// The log position of the last snapshot taken or loaded (−1: none).
+    public static let snapshotPosition = CounterType(rawValue: 19)
+    /// How long writing the last snapshot took, in nanoseconds (−1: none yet).
+    public static let snapshotDurationNanos = CounterType(rawValue: 20)
+    /// How long the service took to load the snapshot at start, in nanoseconds (−1: not yet, or none).
+    public static let snapshotLoadNanos = CounterType(rawValue: 21)
+    /// How long replaying the local log after the snapshot took at start, in nanoseconds (−1: not done yet).
+    public static let replayNanos = CounterType(rawValue: 22)
 
     static let rejectedFramesBase: Int32 = 1000
     static let errorsBase: Int32 = 2000
@@ -69,6 +85,14 @@ public struct CounterType: RawRepresentable, Hashable, Sendable, CustomStringCon
         case 12: "back-pressure-events"
         case 13: "handshakes-refused"
         case 14: "stalled-peers-disconnected"
+        case 15: "snapshots-taken"
+        case 16: "snapshots-failed"
+        case 17: "snapshots-loaded"
+        case 18: "snapshots-rejected"
+        case 19: "snapshot-position"
+        case 20: "snapshot-duration-ns"
+        case 21: "snapshot-load-ns"
+        case 22: "replay-ns"
         case Self.rejectedFramesBase..<(Self.rejectedFramesBase + Self.familyWidth): "rejected-frames"
         case Self.errorsBase..<(Self.errorsBase + Self.familyWidth): "errors"
         default: "type-\(rawValue)"

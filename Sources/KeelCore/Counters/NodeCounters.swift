@@ -2,7 +2,9 @@
 ///
 /// Ownership: the consensus agent writes role, term, election state and the positions, and (as it
 /// runs the transport) the connection, byte, frame, rejection and back-pressure counters; whoever
-/// records an error increments its kind's counter from that agent. One writer per counter.
+/// records an error increments its kind's counter from that agent. One writer per counter. The
+/// snapshot counters are copied by the consensus agent, once a millisecond, from what the service
+/// agent publishes in `SharedNodeState`.
 public struct NodeCounters: Sendable {
     public let role: Counter
     public let term: Counter
@@ -18,10 +20,18 @@ public struct NodeCounters: Sendable {
     public let backPressureEvents: Counter
     public let handshakesRefused: Counter
     public let stalledPeersDisconnected: Counter
+    public let snapshotsTaken: Counter
+    public let snapshotsFailed: Counter
+    public let snapshotsLoaded: Counter
+    public let snapshotsRejected: Counter
+    public let snapshotPosition: Counter
+    public let snapshotDurationNanos: Counter
+    public let snapshotLoadNanos: Counter
+    public let replayNanos: Counter
     private let rejectedByReason: [Counter]
     private let errorsByKind: [Int32: Counter]
 
-    private static let singleCounterCount = 14
+    private static let singleCounterCount = 22
 
     /// Slots needed for the set with `rejectionReasonCount` reasons and `errorKinds`.
     public static func slotCount(rejectionReasonCount: Int, errorKinds: [ErrorKind] = ErrorKind.known) -> Int {
@@ -51,6 +61,14 @@ public struct NodeCounters: Sendable {
         backPressureEvents = make(.backPressureEvents, "back-pressure events")
         handshakesRefused = make(.handshakesRefused, "handshakes refused")
         stalledPeersDisconnected = make(.stalledPeersDisconnected, "stalled peers disconnected")
+        snapshotsTaken = make(.snapshotsTaken, "snapshots taken")
+        snapshotsFailed = make(.snapshotsFailed, "snapshots failed")
+        snapshotsLoaded = make(.snapshotsLoaded, "snapshots loaded")
+        snapshotsRejected = make(.snapshotsRejected, "snapshots rejected")
+        snapshotPosition = make(.snapshotPosition, "snapshot position", -1)
+        snapshotDurationNanos = make(.snapshotDurationNanos, "snapshot duration ns", -1)
+        snapshotLoadNanos = make(.snapshotLoadNanos, "snapshot load ns", -1)
+        replayNanos = make(.replayNanos, "replay ns", -1)
         rejectedByReason = rejectionReasons.enumerated().map { code, name in
             make(.rejectedFrames(reasonCode: code), "rejected frames: \(name)")
         }

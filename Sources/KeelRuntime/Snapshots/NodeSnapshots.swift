@@ -86,16 +86,23 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
     /// Finds the newest snapshot that verifies at or below `logEnd` (the local log must hold every
     /// entry after it to replay) and decodes its consensus state; keeps its service section for
     /// `takeServiceReader()`. Each newer snapshot that failed verification is reported (file, offset,
-    /// reason) through `eventHandler` and in `rejected`. Throws when a verified snapshot's consensus
-    /// state cannot be read or belongs to another cluster.
-    public func recover(logEnd: LogPosition, responseWindow: ResponseWindowLimits) throws -> ConsensusSnapshotState? {
+    /// reason) through `eventHandler` and in `rejected`, and set aside (out of the catalog, its file
+    /// renamed `.rejected`) so that retention keeps `keepNewest` snapshots that load. Counts go to
+    /// `shared` (loaded, rejected, position). Throws when a verified snapshot's consensus state
+    /// cannot be read or belongs to another cluster.
+    public func recover(logEnd: LogPosition, responseWindow: ResponseWindowLimits, shared: SharedNodeState? = nil) throws -> ConsensusSnapshotState? {
         for repair in archive.repairs { eventHandler?("snapshot archive: \(repair)") }
         let skipped = archive.snapshots().filter { $0.position > logEnd }
         if let newest = skipped.last {
             eventHandler?("snapshot \(newest.id) at position \(newest.position.rawValue) is past the local log's end \(logEnd.rawValue) (lost in a power loss?): an older one is used")
         }
-        let found = archive.newestValidSnapshot(atOrBelow: logEnd)
+        let repairsBefore = archive.repairs.count
+        let setAsideBefore = archive.setAsideSnapshots.count
+        let found = archive.newestValidSnapshot(atOrBelow: logEnd, settingAside: true)
         for problem in archive.rejectedSnapshots { eventHandler?("snapshot rejected: \(problem); using an older one") }
+        for setAside in archive.setAsideSnapshots.dropFirst(setAsideBefore) { eventHandler?("\(setAside) (out of the catalog; kept for inspection)") }
+        for repair in archive.repairs.dropFirst(repairsBefore) { eventHandler?("snapshot archive: \(repair)") }
+        shared?.snapshotsRejected.add(Int64(archive.rejectedSnapshots.count), ordering: .relaxed)
         guard let found else { return nil }
         let name = "\(archive.storage.location)/\(found.entry.fileName)"
         guard let consensusReader = try found.reader(for: .consensusState) else {
@@ -112,6 +119,8 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
         load = found
         serviceReader = try found.reader(for: .serviceState)
         recovered = found.entry
+        shared?.snapshotsLoaded.add(1, ordering: .relaxed)
+        shared?.lastSnapshotPosition.store(state.position.rawValue, ordering: .relaxed)
         eventHandler?("restarting from snapshot \(found.entry.id) at position \(state.position.rawValue) (term \(state.term.rawValue), \(found.entry.lengthBytes) bytes)")
         return state
     }

@@ -85,6 +85,8 @@ struct ReplayProgress {
     let clock: () -> Int64
     var pacer: ProgressPacer
     private(set) var isDone = false
+    /// From the start to the report that found the replay done.
+    private(set) var elapsedNanos: Int64 = 0
 
     init(from: LogPosition, to: LogPosition, startNanos: Int64, clock: @escaping () -> Int64) {
         self.from = from
@@ -98,7 +100,8 @@ struct ReplayProgress {
         let now = clock()
         if applied >= to {
             isDone = true
-            let millis = (now - pacer.startNanos) / 1_000_000
+            elapsedNanos = now - pacer.startNanos
+            let millis = elapsedNanos / 1_000_000
             return "replayed the local log from \(from.rawValue) to \(applied.rawValue) in \(millis) ms; serving"
         }
         guard pacer.due(now) else { return nil }

@@ -5,6 +5,6 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Run a benchmark; every figure is printed beside a baseline measured in the same run.",
-        subcommands: [BenchIOCommand.self, BenchRaftCommand.self, BenchTimersCommand.self, BenchLogCommand.self, BenchSnapshotCommand.self, BenchTransportCommand.self, BenchClusterCommand.self, BenchTransportPeerCommand.self, BenchRelayPeerCommand.self]
+        subcommands: [BenchIOCommand.self, BenchRaftCommand.self, BenchTimersCommand.self, BenchLogCommand.self, BenchSnapshotCommand.self, BenchRestartCommand.self, BenchTransportCommand.self, BenchClusterCommand.self, BenchTransportPeerCommand.self, BenchRelayPeerCommand.self]
     )
 }

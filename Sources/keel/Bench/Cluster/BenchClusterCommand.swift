@@ -57,6 +57,14 @@ struct BenchClusterCommand: ParsableCommand {
     var nodeArguments: [String] = []
     @Flag(help: "Keep the local cluster's folder (logs, node output) afterwards.")
     var keep = false
+    @Flag(help: "With --service kv: put every key once, then compare --snapshot-rate with and without a snapshot (an admin request in the measured window) in --snapshot-pairs alternating pairs of phases.")
+    var snapshotDuring = false
+    @Option(help: "With --snapshot-during: the offered rate, msg/s.")
+    var snapshotRate: Double = 10_000
+    @Option(help: "With --snapshot-during: pairs of phases (without, with); the median ratio is reported.")
+    var snapshotPairs: Int = 5
+    @Option(help: "With --snapshot-during: seconds into the measured window at which the snapshot is requested.")
+    var snapshotAfter: Double = 2
 
     func validate() throws {
         guard service == "echo" || service == "kv" else { throw ValidationError("--service must be echo or kv") }
@@ -66,6 +74,12 @@ struct BenchClusterCommand: ParsableCommand {
         guard !parsedRates.isEmpty, parsedRates.allSatisfy({ $0 > 0 }) else { throw ValidationError("--rates must list positive rates, e.g. 1000,10000") }
         guard duration > 0, warmUp >= 0, sessions > 0, inFlight > 0, sustainSeconds > 0, searchSteps > 0, failovers >= 0, failoverRate > 0 else {
             throw ValidationError("durations, sessions, in-flight and counts must be positive")
+        }
+        if snapshotDuring {
+            guard service == "kv", members == nil else { throw ValidationError("--snapshot-during needs --service kv and the local cluster") }
+            guard snapshotRate > 0, snapshotPairs > 0, snapshotAfter >= 0, snapshotAfter < duration else {
+                throw ValidationError("--snapshot-rate and --snapshot-pairs must be positive, --snapshot-after within --duration")
+            }
         }
         if let members, ClusterMemberAddress.parseMemberList(members) == nil {
             throw ValidationError("--members: expected ID=HOST:MEMBERPORT:CLIENTPORT,... (as for keel node)")
@@ -130,6 +144,7 @@ struct BenchClusterCommand: ParsableCommand {
             messageBytes: size, sessions: sessions, inFlightPerSession: inFlight,
             warmUpNanos: Int64(warmUp * 1e9), measureNanos: Int64(duration * 1e9))
         let benchmark = ClusterBenchmark(settings: settings, load: clusterLoad, relay: baseline, cluster: cluster, outputDirectory: out)
+        if snapshotDuring, let keyValue { try benchmark.preload(keyValue, inFlight: inFlight) }
         for rate in parsedRates {
             let clusterResult = try benchmark.clusterPhase(rate: rate, measureNanos: settings.measureNanos, label: "rate")
             let relayResult = try benchmark.relayPhase(rate: rate, measureNanos: settings.measureNanos, label: "rate")
@@ -137,6 +152,13 @@ struct BenchClusterCommand: ParsableCommand {
             report.rates.append(comparison)
             defer { fflush(nil) }
             print("  \(grouped(rate)) msg/s: cluster p50 \(micros(clusterResult.latency.p50Nanos)) µs p99 \(micros(clusterResult.latency.p99Nanos)) µs; relay p50 \(micros(relayResult.latency.p50Nanos)) µs p99 \(micros(relayResult.latency.p99Nanos)) µs")
+        }
+        if snapshotDuring, let keyValue {
+            print("p99.9 at \(grouped(snapshotRate)) msg/s with a snapshot requested \(formatFixed(snapshotAfter, decimals: 1)) s into the measured window, against without one (\(snapshotPairs) pairs, order alternating):")
+            let result = try benchmark.snapshotDuringLoad(
+                rate: snapshotRate, pairs: snapshotPairs, requestAfterNanos: Int64(snapshotAfter * 1e9), keyValue: keyValue)
+            report.snapshotDuringLoad = result
+            print("  median ratio of p99.9 with / without a snapshot: \(formatFixed(result.medianRatio, decimals: 2))× (goal ≤ 2×)")
         }
         if searchStart > 0 {
             print("sustained-throughput search (\(formatFixed(sustainSeconds, decimals: 0)) s per rate):")

@@ -84,6 +84,8 @@ struct BenchClusterReport: Codable {
     var plotFile: String?
     var pngFile: String?
     var pngNote: String?
+    /// `--snapshot-during`: the same rate with and without a snapshot, pair by pair.
+    var snapshotDuringLoad: SnapshotDuringLoadResult?
 
     func printTable() {
         print("")

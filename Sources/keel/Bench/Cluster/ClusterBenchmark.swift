@@ -88,7 +88,9 @@ final class ClusterBenchmark {
     }
 
     /// One rate through the cluster.
-    func clusterPhase(rate: Double, measureNanos: Int64, label: String) throws -> PhaseResult {
+    /// `during`, if given, is called on every round of the phase's loop with the time (a snapshot
+    /// request goes out from there).
+    func clusterPhase(rate: Double, measureNanos: Int64, label: String, during: ((Int64) -> Void)? = nil) throws -> PhaseResult {
         let schedule = schedule(rate: rate, measureNanos: measureNanos)
         load.begin(schedule)
         let progress = ProgressLine(label: label, startNanos: schedule.startNanos, totalNanos: schedule.endNanos - schedule.startNanos)
@@ -99,6 +101,7 @@ final class ClusterBenchmark {
             try checkInterrupted()
             do { try load.step(maxWaitNanos: 1_000_000) } catch { throw BenchmarkError("client: \(error)") }
             let now = monotonicNanos()
+            during?(now)
             if cpuBefore == nil && now >= schedule.measureStartNanos { cpuBefore = cpuSample(system: "cluster") }
             if backlogMid < 0 && now >= middle { backlogMid = load.backlog(atNanos: now) }
             if now >= schedule.endNanos {
