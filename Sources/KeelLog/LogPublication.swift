@@ -15,6 +15,8 @@ public final class LogPublication: @unchecked Sendable {
     public let appendedPosition: Atomic<Int64>
     /// Everything below this position is covered by a completed fdatasync.
     public let durablePosition: Atomic<Int64>
+    /// Where the log begins: segments before it may be deleted (compaction), so no read starts below it.
+    public let startPosition: Atomic<Int64>
     /// Data bytes per segment.
     public let segmentLengthBytes: Int64
     /// How many segments can be mapped at once.
@@ -26,6 +28,7 @@ public final class LogPublication: @unchecked Sendable {
         self.slotCount = slotCount
         appendedPosition = Atomic(0)
         durablePosition = Atomic(0)
+        startPosition = Atomic(0)
         slots = .allocate(capacity: slotCount)
         slots.initialize(repeating: 0, count: slotCount)
     }
@@ -60,6 +63,8 @@ public struct LogReader: Sendable {
 
     /// The published appended position (acquire).
     public var appendedPosition: LogPosition { LogPosition(publication.appendedPosition.load(ordering: .acquiring)) }
+    /// Where the log begins (acquire); reads must start at or after it.
+    public var startPosition: LogPosition { LogPosition(publication.startPosition.load(ordering: .acquiring)) }
 
     /// Calls `body` for every entry (padding skipped) starting at `from` (a frame boundary) and
     /// ending at or before `limit` and the published position. `body` returns false to stop early.
@@ -70,6 +75,7 @@ public struct LogReader: Sendable {
     ) throws(E) -> LogPosition {
         let end = min(limit.rawValue, publication.appendedPosition.load(ordering: .acquiring))
         var position = from.rawValue
+        checkStart(position)
         while position < end {
             let frame = LogFrameView(base: publication.address(of: position), position: LogPosition(position))
             let next = position + Int64(frame.occupiedBytes)
@@ -89,11 +95,20 @@ public struct LogReader: Sendable {
     ) throws(E) {
         precondition(to.rawValue <= publication.appendedPosition.load(ordering: .acquiring), "raw read past the published position")
         var position = from.rawValue
+        if position < to.rawValue { checkStart(position) }
         while position < to.rawValue {
             let segmentEnd = position - position % publication.segmentLengthBytes + publication.segmentLengthBytes
             let pieceEnd = min(segmentEnd, to.rawValue)
             try body(UnsafeRawBufferPointer(start: publication.address(of: position), count: Int(pieceEnd - position)))
             position = pieceEnd
         }
+    }
+
+    /// Refuses a read that starts before the log start: those segments may already be deleted. (The
+    /// runtime never compacts past what a reader still needs; this catches a reader that would.)
+    @inline(__always)
+    func checkStart(_ position: Int64) {
+        let start = publication.startPosition.load(ordering: .acquiring)
+        precondition(position >= start, "read at log position \(position), before the log start \(start) (compacted away)")
     }
 }

@@ -94,23 +94,28 @@ extension ReplicatedLog {
     /// Moves the log start forward to `position` (a committed frame boundary; compaction after a
     /// snapshot): records the start and the term before it durably, then deletes every segment file
     /// that lies wholly before it. The runtime makes sure no reader still reads those segments.
-    public func moveStart(to position: LogPosition) throws(LogError) {
+    /// Returns the names of the segment files deleted. (A crash after the record is durable but
+    /// before the deletions are leaves files wholly before the start, which recovery removes.)
+    @discardableResult
+    public func moveStart(to position: LogPosition) throws(LogError) -> [String] {
         precondition(!batchOpen, "commit or abandon the open batch before moving the log start")
         guard position >= startPosition, position <= appendedPosition, let term = term(before: position) else {
             throw .badPosition(position, reason: "outside the log [\(startPosition.rawValue), \(appendedPosition.rawValue)]")
         }
         try LogStartRecord.write(&logStartRecord, position: position, term: term)
         termIndex.moveStart(to: position, term: term)
-        var removed = false
+        publication.startPosition.store(position.rawValue, ordering: .releasing)
+        var removed: [String] = []
         while segments.count > 1, segments[0].start.rawValue + segmentLength <= position.rawValue {
             let segment = segments.removeFirst()
             cachedSegmentStart = -1
             publication.setSegmentData(start: segment.start.rawValue, base: nil)
             segment.close(storage: storage)
             do { try storage.deleteFile(segment.name) } catch { throw .storage(error) }
-            removed = true
+            removed.append(segment.name)
         }
-        if removed { do { try storage.syncDirectory() } catch { throw .storage(error) } }
+        if !removed.isEmpty { do { try storage.syncDirectory() } catch { throw .storage(error) } }
+        return removed
     }
 
     /// Empties the log and restarts it at `position` with `term` before it (a follower installing a
@@ -135,6 +140,7 @@ extension ReplicatedLog {
         segments.append(first)
         syncGeneration += 1
         termIndex.reset(logStart: position, term: term)
+        publication.startPosition.store(position.rawValue, ordering: .releasing)
         appendedPosition = position
         durablePosition = position
         cursor = position

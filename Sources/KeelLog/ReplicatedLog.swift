@@ -120,6 +120,7 @@ public final class ReplicatedLog<S: Storage> {
         completions = IOCompletionBuffer(capacity: 16)
         preparer = SegmentPreparer(storage: storage, configuration: configuration)
         for segment in segments { publication.setSegmentData(start: segment.start.rawValue, base: segment.data) }
+        publication.startPosition.store(termIndex.logStart.rawValue, ordering: .releasing)
         publication.durablePosition.store(durablePosition.rawValue, ordering: .releasing)
         publication.appendedPosition.store(appendedPosition.rawValue, ordering: .releasing)
         prepareNextSegmentIfDue()

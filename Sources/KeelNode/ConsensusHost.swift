@@ -59,7 +59,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
                 }
             }
             // The newest snapshot the local log can continue from: its runtime state goes to both agents.
-            let restored = try snapshots.value.recover(logEnd: agent.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
+            let restored = try snapshots.value.recover(logStart: agent.log.startPosition, logEnd: agent.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
             if let restored { agent.restore(from: restored) }
             do { try agent.onStart() } catch let error as IOError {
                 throw ConfigurationError("cannot listen: \(error)")

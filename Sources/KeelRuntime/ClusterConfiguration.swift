@@ -92,6 +92,11 @@ public struct ClusterConfiguration: Sendable {
     public var snapshotIntervalBytes: Int64?
     /// Snapshots each member keeps in its archive (older ones are removed after a new one).
     public var snapshotsKept = 3
+    /// Compaction (issue 10): once the archive keeps `snapshotsKept` snapshots, the log is kept
+    /// from this many bytes before the oldest of them (rounded down to a segment start) and the
+    /// segments before that are deleted. The slack lets a follower that lags briefly be served from
+    /// the log rather than sent a snapshot. nil: the log is never compacted. Local to the member.
+    public var compactionSlackBytes: Int64? = 64 << 20
     /// Where this member connects to reach a member, when not at its listed address (e.g. through
     /// a fault proxy on that one link). Local to this member: not part of the digest.
     public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]

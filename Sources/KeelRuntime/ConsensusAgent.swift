@@ -66,6 +66,8 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var lastClusterTime: ClusterTime = .zero
     var sessionState = ConsensusSessions()
     var markers = SnapshotMarkers()
+    /// The compaction bound a failed compaction was for (not retried until a snapshot moves it).
+    var compactionFailedBound: Int64 = -1
 
     // Replicated state learnt from the service agent (every member), acted on by the leader.
     var timers = ConsensusTimers()
@@ -181,6 +183,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         clientListener = clients
         try transport.submitAccept(clients, token: NetworkToken.make(.acceptClient))
         nowNanos = clock.monotonicNanos()
+        counters?.logStartPosition.set(log.startPosition.rawValue)
         event("member \(configuration.selfID.rawValue) started: log \(log.startPosition.rawValue)…\(log.appendedPosition.rawValue), term \(core.term.rawValue)")
     }
 
@@ -199,6 +202,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             try step(.tick(nowNanos: nowNanos))
             connectToPeers()
             publishSnapshotCounters()
+            try compactLogIfDue()
         }
         work += publishCommit()
         work += scanForTimeouts(nowNanos: nowNanos)

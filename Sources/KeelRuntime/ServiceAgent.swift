@@ -78,6 +78,13 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// replays the local log after it (egress suppressed: this member is not the leader yet).
     public func onStart() throws {
         let clock = progressClock
+        let logStart = reader.startPosition
+        guard appliedPosition >= logStart else {
+            // The entries before the log start were compacted away: only a snapshot at or after it
+            // holds the state they made, and the node did not restart from one.
+            throw ConfigurationError(
+                "the log starts at position \(logStart.rawValue) (compacted), but the service would start at \(appliedPosition.rawValue): it needs a snapshot at or after the log start, and none was loaded")
+        }
         cluster.control = self
         for id in sessionTable.sortedIDs {
             let session = ClientSession(id: id, principal: sessionTable[id]!.principal, egress: self)
@@ -95,6 +102,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         if let clock, let loadStart, reader != nil { shared.snapshotLoadNanos.store(clock() - loadStart, ordering: .relaxed) }
         progressReader?.finished()
         snapshots?.finishRecovery()
+        publishCompactionBound()
         let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
         if let clock, target > appliedPosition {
             replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
@@ -196,6 +204,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             ) { writer in try service.onTakeSnapshot(writer) }
             shared.snapshotsTaken.add(1, ordering: .relaxed)
             shared.lastSnapshotPosition.store(taken.position.rawValue, ordering: .releasing)
+            publishCompactionBound()
             let elapsed = start.flatMap { start in progressClock.map { $0() - start } }
             if let elapsed { shared.lastSnapshotDurationNanos.store(elapsed, ordering: .relaxed) }
             eventHandler?("\(taken) written\(elapsed.map { " in \($0 / 1_000_000) ms" } ?? "")")
@@ -203,6 +212,15 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             shared.snapshotsFailed.add(1, ordering: .relaxed)
             eventHandler?("snapshot at position \(point.position.rawValue) failed, previous snapshots kept: \(error)")
         }
+    }
+
+    /// Tells the consensus agent how far the log may be compacted: to the oldest snapshot kept (the
+    /// archive is durable when this is called; the consensus agent also stays below what this
+    /// agent has applied, so it never deletes a segment this agent still reads).
+    func publishCompactionBound() {
+        guard let bound = snapshots?.compactionBound else { return }
+        shared.compactionBound.store(bound.rawValue, ordering: .releasing)
+        shared.wakeConsensus()
     }
 
     /// Fires the timer if the event names its current scheduling and its deadline has come

@@ -27,6 +27,10 @@ public final class SharedNodeState: Sendable {
     /// Snapshots this member's service agent wrote, and the position of the last one (−1: none yet).
     public let snapshotsTaken = Atomic<Int64>(0)
     public let lastSnapshotPosition = Atomic<Int64>(-1)
+    /// The position of the oldest snapshot the archive keeps, once it keeps as many as configured
+    /// (−1: not yet). Stored (release) by the service agent after a snapshot and the catalog are
+    /// durable; the consensus agent compacts the log up to at most here (ConsensusAgent+Compaction).
+    public let compactionBound = Atomic<Int64>(-1)
     /// Snapshots that failed (a full disk, a service that threw): the previous ones stay.
     public let snapshotsFailed = Atomic<Int64>(0)
     /// The service agent has restored its snapshot and replayed the local log it found at start.

@@ -14,6 +14,9 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
         var consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>
         var service: ServiceAgent<Service>
         var shared: SharedNodeState
+        var snapshots: NodeSnapshots<SimulatedStorage>?
+        /// The position of the snapshot this incarnation restarted from.
+        var restoredFrom: LogPosition?
         var isUp = true
 
         init(disk: SimulatedDisk, transport: SimulatedTransport, consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>, service: ServiceAgent<Service>, shared: SharedNodeState) {
@@ -25,6 +28,15 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
         }
     }
 
+    /// Snapshots and compaction for every member (nil: neither).
+    struct Snapshotting {
+        var intervalBytes: Int64
+        var kept: Int
+        var compactionSlackBytes: Int64?
+        var segmentLengthBytes: Int64
+        var maxMessageBytes: Int
+    }
+
     let time = SimulatedTimeSource()
     let seed: UInt64
     let durability: DurabilityMode
@@ -33,9 +45,11 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
     var members: [Member] = []
     var events: [String] = []
     let makeService: (Int) -> Service
+    let snapshotting: Snapshotting?
 
-    init(seed: UInt64, durability: DurabilityMode = .durable, makeService: @escaping (Int) -> Service) throws {
+    init(seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil, makeService: @escaping (Int) -> Service) throws {
         self.makeService = makeService
+        self.snapshotting = snapshotting
         self.seed = seed
         self.durability = durability
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: .none)
@@ -50,6 +64,13 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
         var configuration = try ClusterConfiguration(clusterName: "sim", members: endpoints, selfID: MemberID(Int32(index)), durability: durability)
         configuration.segmentLengthBytes = 1 << 20
         configuration.maxMessageBytes = 64 << 10
+        if let snapshotting {
+            configuration.segmentLengthBytes = snapshotting.segmentLengthBytes
+            configuration.maxMessageBytes = snapshotting.maxMessageBytes
+            configuration.snapshotIntervalBytes = snapshotting.intervalBytes
+            configuration.snapshotsKept = snapshotting.kept
+            configuration.compactionSlackBytes = snapshotting.compactionSlackBytes
+        }
         return configuration
     }
 
@@ -57,14 +78,32 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
         let transport = network.makeTransport(host: endpoints[index].host)
         let shared = SharedNodeState()
         let egress = EgressQueue(capacityBytes: 1 << 20)
+        let configuration = try configuration(index, durability: durability)
         let consensus = try ConsensusAgent(
-            configuration: try configuration(index, durability: durability), storage: SimulatedStorage(disk: disk), transport: transport,
+            configuration: configuration, storage: SimulatedStorage(disk: disk), transport: transport,
             clock: SimulatedClock(timeSource: time), shared: shared, egress: egress, bootID: 1, seed: seed &* 31 &+ UInt64(index))
         consensus.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] m\(index) \($0)") }
-        let service = ServiceAgent(service: makeService(index), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress)
+        var snapshots: NodeSnapshots<SimulatedStorage>?
+        var restored: ConsensusSnapshotState?
+        if snapshotting != nil {
+            let archive = try NodeSnapshots(
+                storage: SimulatedStorage(disk: disk, directory: "archive"), clusterID: configuration.clusterID, memberID: configuration.selfID,
+                members: configuration.members.map(\.id), keepNewest: configuration.snapshotsKept)
+            archive.eventHandler = { [unowned self] in self.events.append("[\(self.time.nowNanos / 1_000_000) ms] m\(index) \($0)") }
+            restored = try archive.recover(
+                logStart: consensus.log.startPosition, logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow)
+            if let restored { consensus.restore(from: restored) }
+            snapshots = archive
+        }
+        let service = ServiceAgent(
+            service: makeService(index), memberID: MemberID(Int32(index)), reader: consensus.log.reader, shared: shared, egress: egress,
+            responseWindow: configuration.responseWindow, snapshots: snapshots, restoring: restored)
         try consensus.onStart()
         try service.onStart()
-        return Member(disk: disk, transport: transport, consensus: consensus, service: service, shared: shared)
+        let member = Member(disk: disk, transport: transport, consensus: consensus, service: service, shared: shared)
+        member.snapshots = snapshots
+        member.restoredFrom = restored?.position
+        return member
     }
 
     /// One round: a millisecond passes, the network delivers, every live member runs a duty cycle.
@@ -101,11 +140,18 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
         precondition(!members[index].isUp, "crash the member before restarting it")
         members[index] = try makeMember(index, disk: members[index].disk, durability: durability, seed: seed &+ 1_000)
     }
+
+    /// Cuts a member's power (unsynced bytes and directory changes may be lost).
+    func powerLoss(_ index: Int) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].disk.powerLoss()
+    }
 }
 
 extension SimulatedClusterHarness where Service == EchoService {
-    convenience init(seed: UInt64, durability: DurabilityMode = .durable) throws {
-        try self.init(seed: seed, durability: durability) { _ in EchoService() }
+    convenience init(seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil) throws {
+        try self.init(seed: seed, durability: durability, snapshotting: snapshotting) { _ in EchoService() }
     }
 }
 

@@ -51,6 +51,8 @@ public struct CounterType: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let snapshotLoadNanos = CounterType(rawValue: 21)
     /// How long replaying the local log after the snapshot took at start, in nanoseconds (−1: not done yet).
     public static let replayNanos = CounterType(rawValue: 22)
+    /// Where the log begins (bytes; moves forward when the log is compacted after snapshots).
+    public static let logStartPosition = CounterType(rawValue: 23)
 
     static let rejectedFramesBase: Int32 = 1000
     static let errorsBase: Int32 = 2000
@@ -93,6 +95,7 @@ public struct CounterType: RawRepresentable, Hashable, Sendable, CustomStringCon
         case 20: "snapshot-duration-ns"
         case 21: "snapshot-load-ns"
         case 22: "replay-ns"
+        case 23: "log-start-position"
         case Self.rejectedFramesBase..<(Self.rejectedFramesBase + Self.familyWidth): "rejected-frames"
         case Self.errorsBase..<(Self.errorsBase + Self.familyWidth): "errors"
         default: "type-\(rawValue)"

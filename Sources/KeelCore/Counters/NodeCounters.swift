@@ -28,10 +28,11 @@ public struct NodeCounters: Sendable {
     public let snapshotDurationNanos: Counter
     public let snapshotLoadNanos: Counter
     public let replayNanos: Counter
+    public let logStartPosition: Counter
     private let rejectedByReason: [Counter]
     private let errorsByKind: [Int32: Counter]
 
-    private static let singleCounterCount = 22
+    private static let singleCounterCount = 23
 
     /// Slots needed for the set with `rejectionReasonCount` reasons and `errorKinds`.
     public static func slotCount(rejectionReasonCount: Int, errorKinds: [ErrorKind] = ErrorKind.known) -> Int {
@@ -69,6 +70,7 @@ public struct NodeCounters: Sendable {
         snapshotDurationNanos = make(.snapshotDurationNanos, "snapshot duration ns", -1)
         snapshotLoadNanos = make(.snapshotLoadNanos, "snapshot load ns", -1)
         replayNanos = make(.replayNanos, "replay ns", -1)
+        logStartPosition = make(.logStartPosition, "log start position")
         rejectedByReason = rejectionReasons.enumerated().map { code, name in
             make(.rejectedFrames(reasonCode: code), "rejected frames: \(name)")
         }

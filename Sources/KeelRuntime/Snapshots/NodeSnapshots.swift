@@ -14,6 +14,9 @@ public protocol SnapshotKeeping: AnyObject {
     ) throws -> SnapshotTaken
     /// The position of the newest snapshot in the archive (markers at or below it are not taken again).
     var newestPosition: LogPosition? { get }
+    /// The position of the oldest snapshot kept, once the archive keeps as many as configured (nil
+    /// before): the log before it is no longer needed to restart (compaction, issue 10).
+    var compactionBound: LogPosition? { get }
     /// The recovered snapshot's service-state reader (once; nil on a fresh start).
     func takeServiceReader() -> (any SnapshotReader)?
     /// "snapshot 3 (file)" for messages about the recovered snapshot.
@@ -81,6 +84,11 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
 
     public var newestPosition: LogPosition? { archive.snapshots().last?.position }
 
+    public var compactionBound: LogPosition? {
+        let kept = archive.snapshots()
+        return kept.count >= keepNewest ? kept.first?.position : nil
+    }
+
     public var recoveredName: String? { recovered.map { "snapshot \($0.id) (\(archive.storage.location)/\($0.fileName))" } }
 
     /// Finds the newest snapshot that verifies at or below `logEnd` (the local log must hold every
@@ -89,8 +97,10 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
     /// reason) through `eventHandler` and in `rejected`, and set aside (out of the catalog, its file
     /// renamed `.rejected`) so that retention keeps `keepNewest` snapshots that load. Counts go to
     /// `shared` (loaded, rejected, position). Throws when a verified snapshot's consensus state
-    /// cannot be read or belongs to another cluster.
-    public func recover(logEnd: LogPosition, responseWindow: ResponseWindowLimits, shared: SharedNodeState? = nil) throws -> ConsensusSnapshotState? {
+    /// cannot be read or belongs to another cluster, and when the log was compacted (`logStart` > 0)
+    /// and no snapshot at or after its start verifies: the entries before the start are gone, so
+    /// restarting from an older snapshot or none would serve wrong state.
+    public func recover(logStart: LogPosition = .zero, logEnd: LogPosition, responseWindow: ResponseWindowLimits, shared: SharedNodeState? = nil) throws -> ConsensusSnapshotState? {
         for repair in archive.repairs { eventHandler?("snapshot archive: \(repair)") }
         let skipped = archive.snapshots().filter { $0.position > logEnd }
         if let newest = skipped.last {
@@ -103,6 +113,10 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
         for setAside in archive.setAsideSnapshots.dropFirst(setAsideBefore) { eventHandler?("\(setAside) (out of the catalog; kept for inspection)") }
         for repair in archive.repairs.dropFirst(repairsBefore) { eventHandler?("snapshot archive: \(repair)") }
         shared?.snapshotsRejected.add(Int64(archive.rejectedSnapshots.count), ordering: .relaxed)
+        if logStart > .zero, found.map({ $0.entry.position < logStart }) ?? true {
+            found?.close()
+            throw ConfigurationError(unusableAfterCompaction(logStart: logStart, logEnd: logEnd, olderValid: found?.entry))
+        }
         guard let found else { return nil }
         let name = "\(archive.storage.location)/\(found.entry.fileName)"
         guard let consensusReader = try found.reader(for: .consensusState) else {
@@ -123,6 +137,22 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
         shared?.lastSnapshotPosition.store(state.position.rawValue, ordering: .relaxed)
         eventHandler?("restarting from snapshot \(found.entry.id) at position \(state.position.rawValue) (term \(state.term.rawValue), \(found.entry.lengthBytes) bytes)")
         return state
+    }
+
+    /// Why no snapshot can be restarted from after compaction: each snapshot that failed
+    /// verification (file, offset, reason; now set aside) and each the catalog still lists.
+    private func unusableAfterCompaction(logStart: LogPosition, logEnd: LogPosition, olderValid: SnapshotEntry?) -> String {
+        var reasons = archive.rejectedSnapshots.map { "\($0)" }
+        for entry in archive.snapshots().reversed() {
+            let file = "\(archive.storage.location)/\(entry.fileName)"
+            if entry.position > logEnd {
+                reasons.append("\(file) at \(entry.position.rawValue) is past the log's end \(logEnd.rawValue)")
+            } else if entry.position < logStart {
+                reasons.append("\(file) at \(entry.position.rawValue)\(entry == olderValid ? " verifies but" : "") is before the log start")
+            }
+        }
+        let detail = reasons.isEmpty ? "the archive holds no snapshot" : reasons.joined(separator: "; ")
+        return "the log was compacted to start at position \(logStart.rawValue), so this member can restart only from a snapshot at or after it, and none is usable: \(detail). Serving from an older state would be wrong: restore a good snapshot into \(archive.storage.location), or empty this member's directory so that it rejoins from a snapshot of the leader"
     }
 
     /// Newer snapshots the last `recover` rejected.

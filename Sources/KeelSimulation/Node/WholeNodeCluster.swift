@@ -113,7 +113,7 @@ public final class WholeNodeCluster {
             memberID: configuration.selfID, members: configuration.members.map(\.id), keepNewest: configuration.snapshotsKept,
             configuration: ArchiveConfiguration(chunkPayloadBytes: 4096))
         snapshots.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
-        let restored = try snapshots.recover(logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
+        let restored = try snapshots.recover(logStart: consensus.log.startPosition, logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
         if let restored { consensus.restore(from: restored) }
         let recorder = ApplyRecorder()
         recorder.onApply = { [unowned self] in self.onApply?(index, $0) }

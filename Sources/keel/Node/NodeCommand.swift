@@ -52,6 +52,15 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("snapshots-kept"), help: "Snapshots each member keeps in DIR/archive.")
     var snapshotsKept = 3
 
+    @Option(name: .customLong("compaction-slack-mib"), help: "Once DIR/archive keeps --snapshots-kept snapshots, keep the log from this many MiB before the oldest (rounded down to a segment) and delete the segments before; a follower further behind needs a snapshot.")
+    var compactionSlackMiB: Int64 = 64
+
+    @Flag(name: .customLong("no-compaction"), help: "Never delete log segments (the log grows without bound).")
+    var noCompaction = false
+
+    @Option(name: .customLong("segment-mib"), help: "Log segment size in MiB (fixed when DIR is created; at least twice the largest message).")
+    var segmentMiB: Int64 = 64
+
     func run() throws {
         do {
             guard let durability = DurabilityMode(rawValue: sync) else {
@@ -79,6 +88,10 @@ struct NodeCommand: ParsableCommand {
             }
             guard snapshotsKept >= 1 else { throw ConfigurationError("--snapshots-kept must be at least 1") }
             configuration.snapshotsKept = snapshotsKept
+            guard compactionSlackMiB >= 0 else { throw ConfigurationError("--compaction-slack-mib must not be negative") }
+            configuration.compactionSlackBytes = noCompaction ? nil : compactionSlackMiB << 20
+            guard segmentMiB >= 1, segmentMiB <= 1 << 20 else { throw ConfigurationError("--segment-mib must be 1…1048576") }
+            configuration.segmentLengthBytes = segmentMiB << 20
             var authenticator: any Authenticator = AcceptAllAuthenticator()
             if let secretFile {
                 authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile), administrators: administrators)
