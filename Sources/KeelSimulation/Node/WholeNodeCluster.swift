@@ -54,6 +54,14 @@ public final class WholeNodeCluster {
     var onSnapshotCut: ((Int, Bool) -> Void)?
     /// Members a cut armed in their archive storage took down, not yet seen by the run.
     var cutsStruck: [Int] = []
+    /// With compaction: the log's slack behind the oldest kept snapshot (nil: no compaction).
+    let compactionSlackBytes: Int64?
+    /// Members armed to crash (false) or lose power (true) the moment they next move their log start.
+    var compactionCutsArmed: [Int: Bool] = [:]
+    /// Armed members that just moved their log start, to take down after this duty cycle.
+    var compactionCutsDue: [Int: Bool] = [:]
+    /// Log-start moves seen, over every member and incarnation.
+    public private(set) var compactions = 0
     /// Called when a member's service reports a problem (a timer fired early, twice, …).
     var onProblem: ((Int, String) -> Void)?
 
@@ -62,11 +70,12 @@ public final class WholeNodeCluster {
 
     public init(
         seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel,
-        snapshotIntervalBytes: Int64? = nil
+        snapshotIntervalBytes: Int64? = nil, compactionSlackBytes: Int64? = nil
     ) throws {
         self.seed = seed
         self.durability = durability
         self.snapshotIntervalBytes = snapshotIntervalBytes
+        self.compactionSlackBytes = compactionSlackBytes
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: networkFaults)
         endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
         for index in 0..<3 {
@@ -95,6 +104,9 @@ public final class WholeNodeCluster {
         configuration.responseWindow = ResponseWindowLimits(requestsMax: 1024, bytesMax: 16 << 20)
         configuration.snapshotIntervalBytes = snapshotIntervalBytes
         configuration.snapshotsKept = 2
+        // Compaction deletes whole segments: small ones (two of the largest frames) so it happens.
+        configuration.compactionSlackBytes = compactionSlackBytes
+        if compactionSlackBytes != nil { configuration.segmentLengthBytes = 192 << 10 }
         let transport = network.makeTransport(host: endpoints[index].host)
         let shared = SharedNodeState()
         let egress = EgressQueue(capacityBytes: 1 << 20)
@@ -106,6 +118,10 @@ public final class WholeNodeCluster {
             self.note("m\(index) \(event)")
             // The simulation's one client never sends a malformed frame: one means its byte stream broke.
             if event.hasPrefix("bad frame from a client") { self.onProblem?(index, "the client's byte stream is corrupt (\(event))") }
+            if event.hasPrefix("log compacted") { self.compactions += 1 }
+            if event.hasPrefix("log compacted"), let powerLoss = self.compactionCutsArmed.removeValue(forKey: index) {
+                self.compactionCutsDue[index] = powerLoss
+            }
         }
         // Small chunks, so a snapshot is many writes and a cut can land between any two.
         let snapshots = try NodeSnapshots(
@@ -139,6 +155,7 @@ public final class WholeNodeCluster {
         network.deliverDue()
         for (index, member) in members.enumerated() where member.isUp {
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+            if takeDownAfterCompaction(index) { continue }
             _ = try member.service.doWork(nowNanos: time.nowNanos)
             if member.snapshots.archive.storage.didCut {
                 // The cut struck while the service agent wrote a snapshot: the process is gone.
@@ -148,8 +165,33 @@ public final class WholeNodeCluster {
                 continue
             }
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
+            _ = takeDownAfterCompaction(index)
         }
         client?.poll()
+    }
+
+    /// Takes member `index` down if an armed cut is due: it just moved its log start (start record
+    /// synced, segments deleted, directory synced), and its process dies or its power goes before
+    /// it does anything else.
+    private func takeDownAfterCompaction(_ index: Int) -> Bool {
+        guard let powerLoss = compactionCutsDue.removeValue(forKey: index) else { return false }
+        onSnapshotCut?(index, powerLoss)
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].disk.crashProcess()
+        if powerLoss {
+            members[index].disk.losePageCache()
+            members[index].bootID += 1
+        }
+        note("FAULT m\(index) \(powerLoss ? "power loss" : "process crash") right after moving its log start")
+        cutsStruck.append(index)
+        return true
+    }
+
+    /// Arms a crash or power loss for the moment member `index` next moves its log start.
+    func armCompactionCut(_ index: Int, powerLoss: Bool) {
+        compactionCutsArmed[index] = powerLoss
+        note("FAULT m\(index) armed a \(powerLoss ? "power loss" : "crash") at its next log compaction")
     }
 
     /// Every member's service and runtime hold no pending timer (all scheduled ones fired or were cancelled).
@@ -188,6 +230,7 @@ public final class WholeNodeCluster {
     /// Disarms every armed cut (the faults stop).
     func disarmSnapshotCuts() {
         for member in members { member.snapshots.archive.storage.cutAfterOperations = nil }
+        compactionCutsArmed.removeAll()
     }
 
     /// Takes member `index` down after a cut struck its disk inside a snapshot.

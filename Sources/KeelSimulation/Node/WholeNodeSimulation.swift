@@ -35,7 +35,7 @@ public enum WholeNodeSimulation {
 
     /// The command that replays `seed`.
     public static func replayCommand(seed: UInt64, options: WholeNodeSimulationOptions) -> String {
-        "keel sim --node --mode \(options.mode.rawValue) --seed \(seed) --seeds 1 --requests \(options.requestCount)\(options.snapshots ? " --snapshots" : "")"
+        "keel sim --node --mode \(options.mode.rawValue) --seed \(seed) --seeds 1 --requests \(options.requestCount)\(options.snapshots ? " --snapshots" : "")\(options.compactionSlackMaxBytes.map { " --compaction-slack-kib \($0 >> 10)" } ?? "")"
     }
 }
 
@@ -60,8 +60,11 @@ struct WholeNodeRun {
         var disk = SimulatedFaultModel.adversarial
         disk.pendingOperationHappenedChance = 0.5
         let interval: Int64? = options.snapshots ? random.integer(in: (32 << 10)...(256 << 10)) : nil
+        var slack: Int64?
+        if options.snapshots, let maximum = options.compactionSlackMaxBytes { slack = random.integer(in: (maximum / 2)...maximum) }
         cluster = try WholeNodeCluster(
-            seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk, snapshotIntervalBytes: interval)
+            seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk, snapshotIntervalBytes: interval,
+            compactionSlackBytes: slack)
         client = WholeNodeClient(
             network: cluster.network, endpoints: cluster.endpoints, time: cluster.time,
             requestCount: options.requestCount, windowRequests: options.windowRequests, random: &random)
@@ -91,6 +94,8 @@ struct WholeNodeRun {
         }
         if checks.violation == nil, let problem = client.protocolViolation { checks.fail("client: \(problem)") }
         result.violation = checks.violation
+        result.compactions = cluster.compactions
+        result.highestLogStart = cluster.members.map { $0.consensus.log.startPosition.rawValue }.max() ?? 0
         result.acknowledged = client.acknowledged.count
         result.sessionsLost = client.sessionsLost
         result.responsesUnavailable = client.responsesUnavailable
@@ -180,7 +185,11 @@ struct WholeNodeRun {
             cluster.note("FAULT cut \(host) ↔ \(other)")
         case 5 where options.snapshots && options.snapshotCuts && cluster.members[index].isUp:
             let powerLoss = options.mode == .durable && options.powerLosses && random.chance(0.5)
-            cluster.armSnapshotCut(index, afterOperations: Int(random.integer(in: 0...40)), powerLoss: powerLoss)
+            if cluster.compactionSlackBytes != nil && random.chance(0.5) {
+                cluster.armCompactionCut(index, powerLoss: powerLoss)
+            } else {
+                cluster.armSnapshotCut(index, afterOperations: Int(random.integer(in: 0...40)), powerLoss: powerLoss)
+            }
         default:
             return
         }
@@ -221,7 +230,7 @@ struct WholeNodeRun {
                 return
             }
             let state = cluster.members.enumerated().map { index, member in
-                "m\(index) \(member.consensus.role)\(member.consensus.isCatchingUp ? " (catching up)" : "") term \(member.consensus.term.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
+                "m\(index) \(member.consensus.role)\(member.consensus.isCatchingUp ? " (catching up)" : "") term \(member.consensus.term.rawValue) log start \(member.consensus.log.startPosition.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
             }
             checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
             return

@@ -28,6 +28,10 @@ public struct WholeNodeSimulationOptions: Sendable {
     public var snapshots = false
     /// Whether crashes and power losses are armed to strike in the middle of snapshot writing.
     public var snapshotCuts = true
+    /// With snapshots: members compact their logs (192 KiB segments), keeping up to this many bytes
+    /// behind the oldest kept snapshot (drawn per seed from half this…this), and crashes and power losses
+    /// are armed to strike right after a log-start move. nil: no compaction.
+    public var compactionSlackMaxBytes: Int64?
     /// How many of the last events a result carries (for failure reports).
     public var eventsReported = 40
 
@@ -65,8 +69,11 @@ public struct WholeNodeSimulationResult: Sendable {
     /// Snapshots written, and restarts that loaded one (over every member and incarnation).
     public var snapshotsTaken = 0
     public var restartsFromSnapshot = 0
-    /// Cuts that struck inside snapshot writing.
+    /// Cuts that struck inside snapshot writing or right after a log-start move.
     public var snapshotCutsStruck = 0
+    /// Log-start moves (over every member and incarnation), and the highest log start at the end.
+    public var compactions = 0
+    public var highestLogStart: Int64 = 0
     /// Sessions the cluster closed under the client (their outstanding requests may apply twice).
     public var sessionsLost = 0
     /// Retried requests whose responses had left the window (answered "no longer available").

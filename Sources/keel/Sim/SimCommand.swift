@@ -27,6 +27,8 @@ struct SimCommand: ParsableCommand {
     @Option(help: "With --node: events shown for a failing seed.") var events: Int = 40
     @Flag(help: "With --node: print every event as it happens (for a seed whose process dies).") var trace = false
     @Flag(name: .customLong("snapshots"), help: "With --node: the leader appends snapshot markers (members snapshot, restart from snapshots, and crash or lose power inside snapshot writing).") var withSnapshots = false
+    @Option(name: .customLong("compaction-slack-kib"), help: "With --node --snapshots: members compact their logs after snapshots, keeping N/2…N KiB (drawn per seed) behind the oldest kept snapshot, and crashes or power losses strike right after log-start moves.")
+    var compactionSlackKiB: Int64?
     @Option(help: "Test only: plant a bug in every core (\(RaftPlantedBug.allCases.map(\.rawValue).joined(separator: ", "))).")
     var plantBug: String?
 

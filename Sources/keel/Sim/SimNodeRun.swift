@@ -10,6 +10,10 @@ extension SimCommand {
         var options = WholeNodeSimulationOptions(mode: DurabilityMode(rawValue: mode)!, requestCount: requests)
         options.eventsReported = events
         options.snapshots = withSnapshots
+        if let compactionSlackKiB {
+            guard withSnapshots, compactionSlackKiB >= 0 else { throw ValidationError("--compaction-slack-kib needs --snapshots and a non-negative size") }
+            options.compactionSlackMaxBytes = compactionSlackKiB << 10
+        }
         WholeNodeCluster.traceEvents = trace
         let clock = ContinuousClock()
         let started = clock.now
@@ -52,6 +56,8 @@ private struct WholeNodeSummary {
     var snapshotsTaken = 0
     var restartsFromSnapshot = 0
     var snapshotCuts = 0
+    var compactions = 0
+    var seedsCompacted = 0
 
     mutating func add(_ result: WholeNodeSimulationResult) {
         seeds += 1
@@ -66,6 +72,8 @@ private struct WholeNodeSummary {
         snapshotsTaken += result.snapshotsTaken
         restartsFromSnapshot += result.restartsFromSnapshot
         snapshotCuts += result.snapshotCutsStruck
+        compactions += result.compactions
+        if result.highestLogStart > 0 { seedsCompacted += 1 }
     }
 
     func print(elapsedSeconds: Double, options: WholeNodeSimulationOptions) {
@@ -84,7 +92,10 @@ private struct WholeNodeSummary {
             Swift.print("  heal → converged p50 \(sorted[sorted.count / 2]) ms, max \(last) ms (virtual)")
         }
         if options.snapshots {
-            Swift.print("  snapshots        \(snapshotsTaken) written, \(restartsFromSnapshot) restarts from one, \(snapshotCuts) crashes or power losses inside snapshot writing")
+            Swift.print("  snapshots        \(snapshotsTaken) written, \(restartsFromSnapshot) restarts from one, \(snapshotCuts) crashes or power losses inside snapshot writing\(options.compactionSlackMaxBytes != nil ? " or right after a log-start move" : "")")
+        }
+        if options.compactionSlackMaxBytes != nil {
+            Swift.print("  compaction       \(compactions) log-start moves; \(seedsCompacted) of \(seeds) seeds ended with a log start past 0")
         }
     }
 
