@@ -95,6 +95,7 @@ extension ClusterClient {
             reattachments += 1
         }
         resentRequestID = 0
+        refusedResendFromID = nil
         nextToSendID = outstanding.firstRequestID
         inFlightEndID = nil
         searchStartNanos = nil
@@ -151,7 +152,22 @@ extension ClusterClient {
             handler(ClusterResponse(
                 requestID: requestID, sessionID: sessionID, timestamp: .zero, payload: UnsafeRawBufferPointer(start: nil, count: 0),
                 rejection: .responseNoLongerAvailable))
+        case .clusterSuspended, .shuttingDown:
+            // Not applied: sent again, with the same sequence, after a pause (sending stops until then).
+            guard requestID > highestAcknowledgedID, requestID >= outstanding.firstRequestID else { return }
+            requestsRefused += 1
+            refusedResendFromID = min(refusedResendFromID ?? requestID, requestID)
+            refusedRetryAtNanos = now + configuration.retryDelayNanos
+            refusedRangeEndID = max(refusedRangeEndID, inFlightEndID ?? nextToSendID)
         case .sequenceOutOfOrder:
+            let expectedID = rejected.expectedSequence + sequenceOffset
+            if requestID < refusedRangeEndID && expectedID < requestID && expectedID >= outstanding.firstRequestID {
+                // A request after a refused one, reaching a cluster that had resumed: the resend,
+                // in order from the one it expects, closes the gap.
+                refusedResendFromID = min(refusedResendFromID ?? expectedID, expectedID)
+                refusedRetryAtNanos = max(refusedRetryAtNanos, now)
+                return
+            }
             fail(.sequenceOutOfOrder(requestID: requestID, sequence: rejected.sequence, expected: rejected.expectedSequence))
         }
     }

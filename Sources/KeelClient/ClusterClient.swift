@@ -68,6 +68,13 @@ public final class ClusterClient<Time: Clock> {
     var sequenceOffset: Int64 = 0
     /// The highest request id a response has acknowledged.
     var highestAcknowledgedID: Int64 = 0
+    /// The cluster refused a request (suspended, shutting down): sending stops, and at
+    /// `refusedRetryAtNanos` resumes from this request, in order.
+    var refusedResendFromID: Int64?
+    var refusedRetryAtNanos: Int64 = 0
+    /// Requests below this id were sent before the last refusal: a gap the cluster reports for one
+    /// of them is the refusal's doing, and the resend closes it.
+    var refusedRangeEndID: Int64 = 0
 
     /// The session's id (kept across failovers), or 0 before one opened.
     public internal(set) var sessionID: Int64 = 0
@@ -87,6 +94,8 @@ public final class ClusterClient<Time: Clock> {
     public internal(set) var requestsResent = 0
     /// Re-sent responses dropped because their request had already been answered.
     public internal(set) var duplicateResponsesDropped = 0
+    /// Requests the cluster refused while suspended or shutting down (each sent again later).
+    public internal(set) var requestsRefused = 0
     /// Why the client stopped, once it has.
     public internal(set) var failure: ClusterClientError?
 
@@ -114,14 +123,14 @@ public final class ClusterClient<Time: Clock> {
     }
 
     /// Sends an admin request on the open session's connection (the leader's); the answer arrives
-    /// in `adminResponses` as `poll` runs. Returns the request's correlation id, or nil when no
-    /// session is open. The connection's principal must be allowed to administer.
-    public func sendAdmin(_ type: AdminRequestType, correlationID: Int64) -> Bool {
-        guard phase == .open, let connection else { return false }
+    /// in `adminResponses` as `poll` runs (`body`: the request's, e.g. the target of a leadership
+    /// transfer). False when no session is open. The connection's principal must be allowed to administer.
+    public func sendAdmin(_ type: AdminRequestType, correlationID: Int64, body: [UInt8] = []) -> Bool {
+        guard phase == .open, let connection, body.count <= WireProtocol.maxAdminBodyBytes else { return false }
         adminFrame?.deallocate()
-        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: AdminRequestFrame.fixedBytes, alignment: 8)
+        let frame = UnsafeMutableRawBufferPointer.allocate(byteCount: AdminRequestFrame.encodedLength(bodyByteCount: body.count), alignment: 8)
         adminFrame = frame
-        let length = AdminRequestFrame.encode(into: frame, correlationID: correlationID, requestType: type, body: UnsafeRawBufferPointer(start: nil, count: 0))
+        let length = body.withUnsafeBytes { AdminRequestFrame.encode(into: frame, correlationID: correlationID, requestType: type, body: $0) }
         do throws(IOError) {
             try transport.submitSend(connection, UnsafeRawBufferPointer(rebasing: frame[0..<length]), token: token(.admin))
             return true
@@ -223,7 +232,12 @@ public final class ClusterClient<Time: Clock> {
 
     private func openSessionDuties(now: Int64) -> Int {
         var work = 0
-        if inFlightEndID == nil && nextToSendID < outstanding.nextRequestID {
+        if let from = refusedResendFromID, now >= refusedRetryAtNanos, inFlightEndID == nil {
+            refusedResendFromID = nil
+            nextToSendID = max(from, outstanding.firstRequestID)
+            flushRequests(now: now)
+            work += 1
+        } else if refusedResendFromID == nil && inFlightEndID == nil && nextToSendID < outstanding.nextRequestID {
             flushRequests(now: now)
             work += 1
         }
@@ -241,7 +255,7 @@ public final class ClusterClient<Time: Clock> {
 
     /// Sends the next contiguous run of unsent requests in one send.
     func flushRequests(now: Int64) {
-        guard phase == .open, inFlightEndID == nil, let connection else { return }
+        guard phase == .open, inFlightEndID == nil, refusedResendFromID == nil, let connection else { return }
         nextToSendID = max(nextToSendID, outstanding.firstRequestID)
         guard nextToSendID < outstanding.nextRequestID else { return }
         let index = Int(nextToSendID - outstanding.firstRequestID)

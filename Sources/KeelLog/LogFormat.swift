@@ -97,6 +97,9 @@ public enum LogEntryType: UInt16, Sendable, CaseIterable, CustomStringConvertibl
     case snapshotMarker = 6
     /// Reserved for cluster membership changes.
     case membershipChange = 7
+    /// A cluster-wide action (suspend, resume, shutdown: the correlation id says which), applied by
+    /// every member in log order.
+    case clusterAction = 8
 
     public var description: String {
         switch self {
@@ -108,6 +111,7 @@ public enum LogEntryType: UInt16, Sendable, CaseIterable, CustomStringConvertibl
         case .newLeadershipTerm: "new leadership term"
         case .snapshotMarker: "snapshot marker"
         case .membershipChange: "membership change"
+        case .clusterAction: "cluster action"
         }
     }
 }

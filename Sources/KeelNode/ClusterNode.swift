@@ -106,14 +106,18 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         if let firstError { throw firstError }
     }
 
-    /// Blocks SIGTERM and SIGINT, starts the node, waits for one of them (or an agent failure), then
-    /// stops cleanly. Throws on a failure.
+    /// Blocks SIGTERM and SIGINT, starts the node, waits for one of them, an orderly cluster shutdown
+    /// (`keel tool shutdown`) or an agent failure, then stops cleanly. Throws on a failure.
     public func runUntilTerminated(onEvent: @escaping @Sendable (String) -> Void = { printToStandardError($0) }) throws {
         TerminationSignals.block()
         try start()
         while !startupSignal {
             if let signal = TerminationSignals.wait(timeoutNanos: 200_000_000) {
                 onEvent("received \(signal): shutting down")
+                break
+            }
+            if shared.exitRequested.load(ordering: .acquiring) {
+                onEvent("cluster shutdown: final snapshot at \(shared.shutdownPosition.load(ordering: .acquiring)) written; shutting down")
                 break
             }
             if let failure {

@@ -9,16 +9,21 @@ extension ConsensusAgent {
     func handleClientFrame(_ message: WireMessage, on connection: PeerConnection) {
         switch message {
         case .connect(let frame):
-            guard redirectUnlessLeader(frame.correlationID, on: connection) else { return }
+            guard redirectUnlessLeader(frame.correlationID, on: connection), admitsConnects(frame.correlationID, on: connection) else { return }
             authenticate(correlationID: frame.correlationID, credentials: frame.credentials, reattach: nil, on: connection)
         case .reattach(let frame):
-            guard redirectUnlessLeader(frame.correlationID, on: connection) else { return }
+            guard redirectUnlessLeader(frame.correlationID, on: connection), admitsConnects(frame.correlationID, on: connection) else { return }
             authenticate(
                 correlationID: frame.correlationID, credentials: frame.credentials, reattach: (frame.sessionID, frame.secret), on: connection)
         case .challengeResponse(let frame):
             challengeAnswered(frame, on: connection)
         case .request(let frame):
             guard ownsSession(frame.sessionID, connection) else { return }
+            if refusesRequests {
+                refuseRequest(frame, on: connection)
+                sessionState.lastHeardNanos[frame.sessionID] = clusterNowNanos()
+                return
+            }
             guard ingress.add(type: .sessionMessage, sessionID: frame.sessionID, correlationID: frame.sequence, payload: frame.payload) else {
                 close(connection, reason: "request of \(frame.payload.count) bytes exceeds the ingress batch")
                 return
@@ -46,6 +51,13 @@ extension ConsensusAgent {
         return true
     }
 
+    /// A shutting-down leader takes no new sessions (`shuttingDown`: the client retries elsewhere).
+    private func admitsConnects(_ correlationID: Int64, on connection: PeerConnection) -> Bool {
+        guard control.shuttingDown else { return true }
+        reject(correlationID, .shuttingDown, "the cluster is shutting down", on: connection)
+        return false
+    }
+
     /// A follower answers a connect or reattach with a redirect (or "no leader"); true on the leader.
     private func redirectUnlessLeader(_ correlationID: Int64, on connection: PeerConnection) -> Bool {
         guard core.role != .leader else { return true }
@@ -65,21 +77,25 @@ extension ConsensusAgent {
     }
 
     /// Admin requests need a connection authenticated as a principal the authenticator lets
-    /// administer (the others get `unauthorised`). Served: take-snapshot; the rest arrive with the
-    /// admin tool's issue (`unsupported`).
+    /// administer (the others get `unauthorised`). Served: take-snapshot, and the cluster-wide
+    /// commands (ConsensusAgent+Control: answered once done); describe is `unsupported`.
     private func answerAdmin(_ frame: AdminRequestFrame, on connection: PeerConnection) {
         let authorised = connection.principal.map { authenticator.mayAdminister(principal: $0) } ?? false
         var status: AdminStatus = authorised ? .unsupported : .unauthorised
         var text = ""
-        if authorised && frame.requestType == .takeSnapshot {
-            (status, text) = requestSnapshot()
-            event("admin: take-snapshot: \(status) (\(text))")
+        if authorised {
+            switch frame.requestType {
+            case .takeSnapshot:
+                (status, text) = requestSnapshot()
+                event("admin: take-snapshot: \(status) (\(text))")
+            case .suspend, .resume, .shutdown, .transferLeadership:
+                guard let answer = controlRequest(frame, on: connection) else { return }  // answered when done
+                (status, text) = answer
+            case .describe:
+                break
+            }
         }
-        let body = Array(text.utf8.prefix(WireProtocol.maxAdminBodyBytes))
-        let length = body.withUnsafeBytes {
-            AdminResponseFrame.encode(into: scratch, correlationID: frame.correlationID, requestType: frame.requestType, status: status, body: $0)
-        }
-        enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+        answerAdmin(frame.correlationID, frame.requestType, status, text, on: connection)
     }
 
     /// A client connection ended: its sessions stay open (the client may reattach, here or to the

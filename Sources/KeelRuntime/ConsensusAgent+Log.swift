@@ -14,11 +14,21 @@ extension ConsensusAgent {
             timers.batchDropped()
             return 0
         }
+        if control.shutdownInLog {
+            // Nothing after the shutdown entry: the final snapshots are at the log's end.
+            ingress.removeAll()
+            timers.batchDropped()
+            return 0
+        }
+        // A leadership transfer refuses proposals: the batch waits (client reads are paused).
+        guard core.leadershipTransferTarget == nil else { return 0 }
         let start = log.appendedPosition
         let end = ingress.endPosition(appendedAt: start, segmentLengthBytes: log.configuration.segmentLengthBytes)
         try step(.propose(byteCount: end.bytes(since: start)))
         ingress.removeAll()  // written by the `.proposal` action, or refused
-        if log.appendedPosition == end { timers.batchAppended(endingAt: end) } else { timers.batchDropped() }
+        let appended = log.appendedPosition == end
+        if appended { timers.batchAppended(endingAt: end) } else { timers.batchDropped() }
+        controlBatchAppended(endingAt: appended ? end : nil)
         return 1
     }
 

@@ -144,8 +144,10 @@ extension ConsensusAgent {
     func drainFrames(_ connection: PeerConnection) throws {
         connection.hasUndrainedFrames = false
         while !connection.isClosed {
-            if connection.kind == .client && ingress.freeBytes < clientFrameBytes {
-                connection.hasUndrainedFrames = true  // resumed after the batch is proposed
+            if connection.kind == .client && (ingress.freeBytes < clientFrameBytes || core.leadershipTransferTarget != nil) {
+                // Resumed after the batch is proposed, or the leadership transfer ends (the
+                // client then follows the new leader, re-sending what was not answered).
+                connection.hasUndrainedFrames = true
                 return
             }
             let frame: UnsafeRawBufferPointer

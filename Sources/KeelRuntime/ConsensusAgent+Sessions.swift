@@ -203,6 +203,8 @@ extension ConsensusAgent {
                 sessionState.lastHeardNanos.removeValue(forKey: frame.sessionID)
             case .snapshotMarker:
                 markerCommitted(endingAt: frame.endPosition)
+            case .clusterAction:
+                actionCommitted(frame)
             default:
                 break
             }
@@ -211,6 +213,7 @@ extension ConsensusAgent {
         if core.role == .leader, !sessionState.isReady, let ready = sessionState.readyPosition, target >= ready {
             becomeReady()
         }
+        answerCommittedActions(upTo: target)
     }
 
     /// The new leader's own entry is committed: every session any earlier leader opened is in the

@@ -28,6 +28,7 @@ extension ConsensusAgent {
             committed.open(id: id, secret: session.secret, principal: session.principal, timestamp: session.openedAt)
         }
         sessionState.committed = committed
+        control.committedSuspended = state.suspended
         for (id, timer) in state.timers.timers.sorted(by: { $0.value.sequence < $1.value.sequence }) {
             timers.schedule(correlationId: id, deadline: timer.deadline, sequence: timer.sequence)
         }

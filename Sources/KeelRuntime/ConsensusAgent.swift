@@ -68,6 +68,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     var markers = SnapshotMarkers()
     /// The compaction bound a failed compaction was for (not retried until a snapshot moves it).
     var compactionFailedBound: Int64 = -1
+    var control = ClusterControlState()
 
     // Replicated state learnt from the service agent (every member), acted on by the leader.
     var timers = ConsensusTimers()
@@ -146,6 +147,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         carry = SplitFrameCarry(maxFrameBytes: logConfiguration.maxFrameBytes)
         ingress = IngressBatch(capacityBytes: max(4 << 20, 2 * configuration.maxMessageBytes + 4096))
         lastClusterTime = Self.lastTimestamp(in: log)
+        control.logEndAtStart = log.appendedPosition
         shared.appendedPosition.store(log.appendedPosition.rawValue, ordering: .releasing)
         shared.term.store(core.term.rawValue, ordering: .releasing)
     }
@@ -207,6 +209,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         work += publishCommit()
         work += scanForTimeouts(nowNanos: nowNanos)
         work += drainEgress()
+        work += superviseControl()
         work += flushSends()
         return work
     }
@@ -292,11 +295,13 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
             sessions.removeAll()
             ingress.removeAll()
             timers.batchDropped()
+            controlOnLosingLeadership()
         }
         if role == .leader {
             nextSessionCounter = 1
             needsLeaderTimerScan = true
             for index in serviceCloseRequests.indices { serviceCloseRequests[index].appended = false }
+            if !wasLeader { controlOnBecomingLeader() }
         }
         if (role == .leader) != wasLeader { sessionsOnRoleChange(isLeader: role == .leader) }
     }

@@ -31,7 +31,12 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// retry of the request still gets them).
     public private(set) var responsesDroppedEgressFull: Int64 = 0
     /// Every entry below this position has been applied.
-    public private(set) var appliedPosition: LogPosition
+    public internal(set) var appliedPosition: LogPosition
+    /// The cluster is suspended as of the last entry applied (replicated state; in snapshots).
+    public internal(set) var suspended = false
+    /// The local log's end when the agent started: entries below it are a replay (a shutdown entry
+    /// there does not stop the node again).
+    var logEndAtStart: LogPosition = .zero
     /// The position of the entry being applied (egress decisions depend on it).
     private var applyingPosition: LogPosition = .zero
     var lastRole: ClusterRole?
@@ -68,6 +73,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         self.appliedPosition = restoring?.position ?? .zero
         if let restoring {
             timers = restoring.timers
+            suspended = restoring.suspended
             cluster.time = restoring.timestamp
             cluster.logPosition = restoring.position
         }
@@ -104,6 +110,8 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         snapshots?.finishRecovery()
         publishCompactionBound()
         let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
+        logEndAtStart = target
+        shared.suspended.store(suspended, ordering: .releasing)
         if let clock, target > appliedPosition {
             replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
         } else {
@@ -183,7 +191,9 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         case .timerEvent:
             applyTimerEvent(frame)
         case .snapshotMarker:
-            takeSnapshot(at: SnapshotPoint(position: frame.endPosition, term: frame.term, timestamp: frame.timestamp))
+            takeSnapshot(at: SnapshotPoint(position: frame.endPosition, term: frame.term, timestamp: frame.timestamp, suspended: suspended))
+        case .clusterAction:
+            applyClusterAction(frame)
         case .padding, .newLeadershipTerm, .membershipChange:
             break
         }
@@ -194,7 +204,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// agent applies nothing more until the snapshot is written. A failure is reported and the
     /// previous snapshots stay; the node carries on. A marker at or below the newest snapshot (a
     /// replay after a restart) is not taken again.
-    private func takeSnapshot(at point: SnapshotPoint) {
+    func takeSnapshot(at point: SnapshotPoint) {
         guard let snapshots else { return }
         if let newest = snapshots.newestPosition, newest >= point.position { return }
         let start = progressClock?()
@@ -239,6 +249,12 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// client). Only the first goes to the service.
     private func applyRequest(_ frame: LogFrameView) {
         let sequence = frame.correlationID
+        if suspended {
+            // Not admitted (the session's sequence stays): the client sends it again after resume.
+            let expected = sessionTable[frame.sessionID].map { $0.lastAppliedSequence + 1 } ?? sequence
+            reject(frame, expected: max(1, expected), reason: .clusterSuspended)
+            return
+        }
         switch sessionTable.admit(sessionID: frame.sessionID, sequence: sequence, timestamp: frame.timestamp) {
         case .apply:
             guard let session = sessions[frame.sessionID] else { return }
@@ -263,7 +279,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         }
     }
 
-    private func reject(_ frame: LogFrameView, expected: Int64, reason: RequestRejection) {
+    func reject(_ frame: LogFrameView, expected: Int64, reason: RequestRejection) {
         guard sendsEgress else { return }
         withUnsafeTemporaryAllocation(byteCount: 10, alignment: 8) { payload in
             payload.storeBytes(of: expected, toByteOffset: 0, as: Int64.self)
@@ -280,7 +296,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     }
 
     /// Queues a request for the consensus agent, keeping order behind any that wait in `overflow`.
-    private func send(_ request: ServiceRequest) {
+    func send(_ request: ServiceRequest) {
         if case .applied = request {} else { wakeConsensus = true }
         if overflow.isEmpty && requests.offer(request) { return }
         overflow.append(request)
@@ -299,7 +315,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// True when the entry being applied may send egress: this replica leads, and the entry is from
     /// its own term on (`SharedNodeState.leaderEgressStart`: a new leader applying entries its
     /// predecessor already answered must not answer them again).
-    private var sendsEgress: Bool {
+    var sendsEgress: Bool {
         shared.currentRole == .leader && applyingPosition.rawValue >= shared.leaderEgressStart.load(ordering: .acquiring)
     }
 

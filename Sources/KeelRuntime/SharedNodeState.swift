@@ -43,6 +43,13 @@ public final class SharedNodeState: Sendable {
     public let lastSnapshotDurationNanos = Atomic<Int64>(-1)
     public let snapshotLoadNanos = Atomic<Int64>(-1)
     public let replayNanos = Atomic<Int64>(-1)
+    /// The cluster is suspended as of the last entry applied (`keel tool suspend`).
+    public let suspended = Atomic<Bool>(false)
+    /// The service agent applied a shutdown entry (live, not in a replay) and wrote its final
+    /// snapshot: the entry's end position (−1: none).
+    public let shutdownPosition = Atomic<Int64>(-1)
+    /// The node may exit now (after a shutdown: applied, and on the leader the followers told).
+    public let exitRequested = Atomic<Bool>(false)
     /// What the service agent tells the consensus agent (timers, service closes, applied position).
     public let serviceRequests = ServiceRequestQueue()
     /// Wakes the service agent (its idle strategy may be waiting in the kernel).

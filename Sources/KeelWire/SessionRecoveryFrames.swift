@@ -77,11 +77,18 @@ public enum RequestRejection: UInt16, Sendable, CaseIterable, CustomStringConver
     case responseNoLongerAvailable = 1
     /// The sequence skips ahead of, or goes back before, what the session expects.
     case sequenceOutOfOrder = 2
+    /// The cluster is suspended (`keel tool suspend`): the request was not applied; send it again,
+    /// with the same sequence, later (the client retries by itself).
+    case clusterSuspended = 3
+    /// The cluster is shutting down (`keel tool shutdown`): not applied; retry once it is back.
+    case shuttingDown = 4
 
     public var description: String {
         switch self {
         case .responseNoLongerAvailable: "already applied; response no longer available"
         case .sequenceOutOfOrder: "sequence out of order"
+        case .clusterSuspended: "cluster suspended; retry later"
+        case .shuttingDown: "cluster shutting down; retry later"
         }
     }
 }
@@ -103,7 +110,8 @@ public enum RequestRejection: UInt16, Sendable, CaseIterable, CustomStringConver
 ///     +---------------+---------------+-------------------------------+
 ///  40 |       detail: detailLen ≤ 1024 bytes of UTF-8, no controls  ...
 ///     +---------------------------------------------------------------+
-/// reason: 1 response no longer available, 2 sequence out of order. length = 40 + detailLen.
+/// reason: 1 response no longer available, 2 sequence out of order, 3 cluster suspended (retry),
+/// 4 shutting down (retry). length = 40 + detailLen.
 /// ```
 public struct RequestRejectedFrame {
     public let bytes: UnsafeRawBufferPointer

@@ -181,6 +181,9 @@ final class SimulatedTestClient {
     /// Sequences of the responses received, in arrival order, with their payloads.
     var responses: [(sequence: Int64, payload: [UInt8])] = []
     var redirects = 0
+    /// Admin answers (status, text) and request rejections (sequence, reason), in arrival order.
+    var adminAnswers: [(type: AdminRequestType, status: AdminStatus, text: String)] = []
+    var rejections: [(sequence: Int64, reason: RequestRejection)] = []
 
     init(network: SimulatedNetwork, endpoints: [MemberEndpoint], time: SimulatedTimeSource) {
         transport = network.makeTransport(host: "10.0.1.1")
@@ -214,6 +217,21 @@ final class SimulatedTestClient {
         unanswered.append((nextSequence, frame))
         nextSequence += 1
         if attached { send(frame) }
+    }
+
+    /// Sends an admin request on the attached connection.
+    func admin(_ type: AdminRequestType, body: [UInt8] = []) {
+        var frame = [UInt8](repeating: 0, count: AdminRequestFrame.encodedLength(bodyByteCount: body.count))
+        frame.withUnsafeMutableBytes { buffer in
+            body.withUnsafeBytes { _ = AdminRequestFrame.encode(into: buffer, correlationID: 5, requestType: type, body: $0) }
+        }
+        send(frame)
+    }
+
+    /// Sends every unanswered request again, in order (after a rejection).
+    func resendUnanswered() {
+        guard attached else { return }
+        for request in unanswered { send(request.frame) }
     }
 
     func poll() {
@@ -286,6 +304,10 @@ final class SimulatedTestClient {
                 highestAnswered = max(highestAnswered, response.sequence)
                 unanswered.removeAll { $0.sequence <= response.sequence }
                 responses.append((response.sequence, Array(response.payload)))
+            case .adminResponse(let answer):
+                adminAnswers.append((answer.requestType, answer.status, String(decoding: answer.body, as: UTF8.self)))
+            case .requestRejected(let rejected):
+                rejections.append((rejected.sequence, rejected.reason))
             default:
                 break
             }

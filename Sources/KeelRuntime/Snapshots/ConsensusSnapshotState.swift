@@ -15,12 +15,13 @@ import KeelService
 /// | i64   | version| pos. | i64       | time ns    | u64         | (i64 each)               |
 /// |"KCONS"| i64 = 1| i64  |           | i64        |             |                          |
 /// +-------+--------+------+-----------+------------+-------------+--------------------------+
-/// then the timers (ReplicatedTimers.write), then the session table (SessionTable.serialized,
-/// length-prefixed u32).
+/// then (format 2) flags i64 (bit 0: the cluster is suspended), then the timers
+/// (ReplicatedTimers.write), then the session table (SessionTable.serialized, length-prefixed u32).
+/// Format 1 (no flags) is still read: not suspended.
 /// ```
 public struct ConsensusSnapshotState: Sendable, Equatable {
     static let magic: Int64 = 0x5342_4E4F_434B  // "KCONS" + 'S'
-    static let formatVersion: Int64 = 1
+    static let formatVersion: Int64 = 2
     /// Bounds a reader accepts (the state is small next to the service's: sessions × window).
     static let membersMax = 64
     static let sessionTableBytesMax = 1 << 30
@@ -39,11 +40,14 @@ public struct ConsensusSnapshotState: Sendable, Equatable {
     public var timers: ReplicatedTimers
     /// The session table at that position.
     public var sessions: SessionTable
+    /// The cluster is suspended at that position (a suspend entry not followed by a resume).
+    public var suspended: Bool
 
     public init(
         position: LogPosition, term: Term, timestamp: ClusterTime, clusterID: UInt64, members: [MemberID], timers: ReplicatedTimers,
-        sessions: SessionTable
+        sessions: SessionTable, suspended: Bool = false
     ) {
+        self.suspended = suspended
         self.position = position
         self.term = term
         self.timestamp = timestamp
@@ -59,6 +63,7 @@ public struct ConsensusSnapshotState: Sendable, Equatable {
         try writer.write(clusterID)
         try writer.write(Int64(members.count))
         for member in members { try writer.write(Int64(member.rawValue)) }
+        try writer.write(Int64(suspended ? 1 : 0))
         try timers.write(to: writer)
         try sessions.serialized().withUnsafeBytes { try writer.writeLengthPrefixed($0) }
     }
@@ -68,7 +73,7 @@ public struct ConsensusSnapshotState: Sendable, Equatable {
         let magic = try reader.readInt64()
         guard magic == Self.magic else { throw SnapshotFormatError("consensus state: magic 0x\(String(magic, radix: 16)), not a consensus section") }
         let version = try reader.readInt64()
-        guard version == Self.formatVersion else {
+        guard version == 1 || version == Self.formatVersion else {
             throw SnapshotFormatError("consensus state format version \(version); this build reads version \(Self.formatVersion)")
         }
         let position = LogPosition(try reader.readInt64())
@@ -85,6 +90,8 @@ public struct ConsensusSnapshotState: Sendable, Equatable {
             guard id >= 0 && id <= Int64(Int32.max) else { throw SnapshotFormatError("consensus state: member id \(id)") }
             members.append(MemberID(Int32(id)))
         }
+        let flags = version >= 2 ? try reader.readInt64() : 0
+        guard flags & ~1 == 0 else { throw SnapshotFormatError("consensus state: unknown flags 0x\(String(flags, radix: 16))") }
         let timers = try ReplicatedTimers.read(from: reader)
         let tableBytes = try reader.readLengthPrefixed(maxBytes: Self.sessionTableBytesMax)
         let sessions: SessionTable
@@ -92,6 +99,7 @@ public struct ConsensusSnapshotState: Sendable, Equatable {
             throw SnapshotFormatError("consensus state: \(error)")
         }
         return ConsensusSnapshotState(
-            position: position, term: term, timestamp: timestamp, clusterID: clusterID, members: members, timers: timers, sessions: sessions)
+            position: position, term: term, timestamp: timestamp, clusterID: clusterID, members: members, timers: timers, sessions: sessions,
+            suspended: flags & 1 != 0)
     }
 }

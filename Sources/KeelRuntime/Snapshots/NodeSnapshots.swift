@@ -30,11 +30,14 @@ public struct SnapshotPoint: Sendable, Equatable {
     public var position: LogPosition
     public var term: Term
     public var timestamp: ClusterTime
+    /// The cluster is suspended at that position.
+    public var suspended: Bool
 
-    public init(position: LogPosition, term: Term, timestamp: ClusterTime) {
+    public init(position: LogPosition, term: Term, timestamp: ClusterTime, suspended: Bool = false) {
         self.position = position
         self.term = term
         self.timestamp = timestamp
+        self.suspended = suspended
     }
 }
 
@@ -183,7 +186,7 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
             try writing.beginSection(.consensusState)
             let state = ConsensusSnapshotState(
                 position: point.position, term: point.term, timestamp: point.timestamp, clusterID: clusterID, members: members, timers: timers,
-                sessions: sessions)
+                sessions: sessions, suspended: point.suspended)
             try state.write(to: writing)
             try writing.beginSection(.serviceState)
             try writeService(writing)

@@ -4,7 +4,10 @@ import ArgumentParser
 struct ToolCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tool",
-        abstract: "Operator tools: take a snapshot, read a node's error log, run a fault-injecting TCP proxy.",
-        subcommands: [SnapshotCommand.self, ErrorsCommand.self, ProxyCommand.self, DemoCountersCommand.self]
+        abstract: "Operator tools: take a snapshot, suspend/resume/shut down the cluster, move leadership, read a node's error log, run a fault-injecting TCP proxy.",
+        subcommands: [
+            SnapshotCommand.self, SuspendCommand.self, ResumeCommand.self, ShutdownCommand.self, TransferLeadershipCommand.self,
+            ErrorsCommand.self, ProxyCommand.self, DemoCountersCommand.self,
+        ]
     )
 }
