@@ -202,6 +202,41 @@ func run(
         #expect(client.offer(payload(0)) == .closed)
     }
 
+    /// A suspended cluster refuses requests (retryable) and resumes at once: the requests the
+    /// client had sent after a refused one reach a cluster that expects the refused one first and
+    /// are rejected as out of order. The client must not stop: it re-sends from the refused one,
+    /// in order, and every request is applied once and answered once, in order.
+    @Test(.timeLimit(.minutes(1)), arguments: [1, 7])
+    func refusedWhileSuspendedResendsInOrderAndClosesTheGap(refused: Int) throws {
+        let leader = try FakeMember(.lead(MemberID(0), Term(1)), firstSessionID: 5)
+        leader.checksSequences = true
+        var configuration = ClusterClientConfiguration(members: [address(leader, id: 0)])
+        configuration.retryDelayNanos = 20_000_000
+        let client = ClusterClient(configuration: configuration, clock: TestClock())
+        try run(client, [leader]) { client.state == .open }
+        leader.refuseRequests = refused
+        let total = 200
+        var responses: [Int64] = []
+        var offered = 0
+        let done = try run(client, [leader], onResponse: { responses.append($0.requestID) }) {
+            while offered < total, case .accepted = client.offer(payload(offered)) { offered += 1 }
+            return responses.count == total
+        }
+        #expect(done, "\(responses.count) of \(total) answered; failure \(String(describing: client.failure))")
+        #expect(client.failure == nil)
+        #expect(responses == (1...Int64(total)).map { $0 }, "answers missing, repeated or out of order")
+        #expect(client.requestsRefused == refused)
+        #expect(leader.expectedSequence[5] == Int64(total + 1), "the leader applied up to \(String(describing: leader.expectedSequence[5]))")
+        // Each sequence was applied once: the first time it arrived in order.
+        var applied: [Int64] = []
+        var next: Int64 = 1
+        for request in leader.received.dropFirst(refused) where request.sequence == next {
+            applied.append(request.sequence)
+            next += 1
+        }
+        #expect(applied.count == total)
+    }
+
     @Test func memberListParsesTheNodeFormat() {
         let members = ClusterMemberAddress.parseMemberList("0=127.0.0.1:9010:9020,1=127.0.0.1:9011:9021,2=10.0.0.3:9012:9022")
         #expect(members == [

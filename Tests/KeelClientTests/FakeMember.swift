@@ -50,6 +50,12 @@ final class FakeMember {
     /// After this many requests in all, the member drops every connection (before answering the
     /// last one) and turns to rejecting connects with `noLeader`: a leader that dies.
     var dropAfterRequests: Int?
+    /// A leader: refuses this many requests with `clusterSuspended` (not applied), then serves.
+    var refuseRequests = 0
+    /// A leader keeping each session's next sequence, as the cluster's session table does: a
+    /// request skipping ahead gets `sequenceOutOfOrder`, a retry is answered again flagged resent.
+    var checksSequences = false
+    private(set) var expectedSequence: [Int64: Int64] = [:]
 
     init(_ behaviour: Behaviour, firstSessionID: Int64 = 1) throws {
         self.behaviour = behaviour
@@ -144,9 +150,23 @@ final class FakeMember {
             }
             guard case .lead = behaviour else { return }
             let (session, sequence, payload) = (request.sessionID, request.sequence, Array(request.payload))
+            let expected = expectedSequence[session, default: 1]
+            if refuseRequests > 0 || (checksSequences && sequence > expected) {
+                let reason: RequestRejection = refuseRequests > 0 ? .clusterSuspended : .sequenceOutOfOrder
+                refuseRequests = max(0, refuseRequests - 1)
+                send(peer, capacity: RequestRejectedFrame.fixedBytes) {
+                    RequestRejectedFrame.encode(
+                        into: $0, sessionID: session, sequence: sequence, expectedSequence: expected, reason: reason,
+                        detail: UnsafeRawBufferPointer(start: nil, count: 0))
+                }
+                return
+            }
+            if sequence == expected { expectedSequence[session] = expected + 1 }
+            let resent = checksSequences && sequence < expected
             send(peer, capacity: ResponseFrame.encodedLength(payloadByteCount: payload.count)) { buffer in
                 payload.withUnsafeBytes {
-                    ResponseFrame.encode(into: buffer, sessionID: session, sequence: sequence, timestamp: ClusterTime(rawValue: 7), payload: $0)
+                    ResponseFrame.encode(
+                        into: buffer, sessionID: session, sequence: sequence, timestamp: ClusterTime(rawValue: 7), payload: $0, resent: resent)
                 }
             }
         case .keepAlive:
