@@ -1,5 +1,6 @@
 // CRC32C: hardware path with the SSE4.2 crc32 instruction (three interleaved streams from 192 bytes,
-// combined with a carry-less multiply), portable fallback.
+// combined with a carry-less multiply), 512-bit carry-less folding from 256 bytes where the CPU has
+// VPCLMULQDQ and AVX-512, portable fallback.
 #include "keel_crc32c.h"
 #include <string.h>
 
@@ -79,6 +80,89 @@ static void build_shift_constants(void) {
     }
 }
 
+// Folding (CPUs with VPCLMULQDQ and AVX-512): the crc32 instruction retires 8 bytes per cycle at
+// best; carry-less multiplies fold 64-byte blocks several times faster (1 KiB: 44 → 36 ns, 4 KiB:
+// 153 → 82 ns here). A 128-bit lane A of the message, L its first (low) quadword and H its second,
+// stands for L·x^64 + H; moving it `d` bits further along the message is
+//   A·x^d = L·x^(d+64) + H·x^d ≡ clmul(L, x^(d+63) mod P) ⊕ clmul(H, x^(d-1) mod P)
+// (the reflected product carries one extra factor x, hence 63 and -1), a 96-bit value that fits
+// the lane again. Two 512-bit accumulators take 128 bytes per round (d = 1024); they are folded
+// into one, its four lanes into one, and the crc32 instruction reduces the last 16 bytes.
+static uint64_t fold_constants[5][2];  // d = 1024, 512, then per lane 384, 256, 128
+static uint64_t lane_constants[8];     // lanes 0-2 by 384, 256, 128; lane 3 unchanged (zeros)
+static int wide_fold_available = 0;
+
+// x^e mod P, reflected, in the upper half of a quadword (bit j holds the coefficient of x^(63-j)).
+static uint64_t fold_constant(unsigned e) { return (uint64_t)multiply_by_x_power(0x80000000u, e) << 32; }
+
+__attribute__((constructor))
+static void prepare_wide_fold(void) {
+    unsigned distances[5] = {1024, 512, 384, 256, 128};
+    for (int i = 0; i < 5; i++) {
+        fold_constants[i][0] = fold_constant(distances[i] + 63);
+        fold_constants[i][1] = fold_constant(distances[i] - 1);
+    }
+    for (int i = 0; i < 3; i++) {
+        lane_constants[2 * i] = fold_constants[i + 2][0];
+        lane_constants[2 * i + 1] = fold_constants[i + 2][1];
+    }
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_SSE4_2) || !(ecx & bit_PCLMUL) || !(ecx & bit_OSXSAVE)) return;
+    if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) return;
+    if (!(ebx & bit_AVX512F) || !(ebx & bit_AVX512VL) || !(ecx & bit_VPCLMULQDQ)) return;
+    unsigned xcr0_low, xcr0_high;
+    __asm__("xgetbv" : "=a"(xcr0_low), "=d"(xcr0_high) : "c"(0));
+    if ((xcr0_low & 0xE6) != 0xE6) return;  // the OS saves the SSE, AVX and AVX-512 registers
+    wide_fold_available = 1;
+}
+
+__attribute__((target("avx512f,avx512vl,vpclmulqdq")))
+static inline __m512i fold512(__m512i accumulator, __m512i constants, __m512i data) {
+    return _mm512_ternarylogic_epi64(
+        _mm512_clmulepi64_epi128(accumulator, constants, 0x00), _mm512_clmulepi64_epi128(accumulator, constants, 0x11), data, 0x96);
+}
+
+__attribute__((target("sse4.2,pclmul")))
+static inline __m128i fold128(__m128i accumulator, __m128i constants, __m128i data) {
+    return _mm_xor_si128(
+        _mm_xor_si128(_mm_clmulepi64_si128(accumulator, constants, 0x00), _mm_clmulepi64_si128(accumulator, constants, 0x11)), data);
+}
+
+// Folds all but the last (length mod 16) bytes of at least 256 at *bytes into the raw register crc;
+// advances *bytes and *length past them.
+__attribute__((target("avx512f,avx512vl,vpclmulqdq,sse4.2,pclmul")))
+static uint64_t fold_wide(uint64_t crc, const uint8_t **bytes, size_t *length) {
+    const uint8_t *p = *bytes;
+    size_t remaining = *length;
+    // zext, not cast: a cast leaves the upper 448 bits undefined (garbage in unoptimised builds).
+    __m512i a = _mm512_xor_si512(_mm512_loadu_si512(p), _mm512_zextsi128_si512(_mm_cvtsi32_si128((int)(uint32_t)crc)));
+    __m512i b = _mm512_loadu_si512(p + 64);
+    p += 128;
+    remaining -= 128;
+    __m512i by1024 = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)fold_constants[0]));
+    while (remaining >= 128) {
+        a = fold512(a, by1024, _mm512_loadu_si512(p));
+        b = fold512(b, by1024, _mm512_loadu_si512(p + 64));
+        p += 128;
+        remaining -= 128;
+    }
+    a = fold512(a, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)fold_constants[1])), b);
+    // Lanes 0-2 moved to lane 3's place (lane 3's zero constants contribute nothing; it is added as is).
+    a = fold512(a, _mm512_loadu_si512(lane_constants), _mm512_maskz_mov_epi64(0xC0, a));
+    __m256i half = _mm256_xor_si256(_mm512_castsi512_si256(a), _mm512_extracti64x4_epi64(a, 1));
+    __m128i x = _mm_xor_si128(_mm256_castsi256_si128(half), _mm256_extracti128_si256(half, 1));
+    __m128i by128 = _mm_loadu_si128((const __m128i *)fold_constants[4]);
+    while (remaining >= 16) {
+        x = fold128(x, by128, _mm_loadu_si128((const __m128i *)p));
+        p += 16;
+        remaining -= 16;
+    }
+    *bytes = p;
+    *length = remaining;
+    uint64_t result = __builtin_ia32_crc32di(0, (uint64_t)_mm_cvtsi128_si64(x));
+    return __builtin_ia32_crc32di(result, (uint64_t)_mm_extract_epi64(x, 1));
+}
+
 __attribute__((target("sse4.2")))
 static inline uint64_t step64(uint64_t crc, const uint8_t *p) {
     uint64_t word;
@@ -106,6 +190,7 @@ __attribute__((target("sse4.2,pclmul")))
 uint32_t keel_crc32c_hardware(uint32_t crc32, const void *bytes, size_t length) {
     const uint8_t *p = bytes;
     uint64_t crc = ~crc32;
+    if (length >= 256 && wide_fold_available) crc = fold_wide(crc, &p, &length);
     while (length && ((uintptr_t)p & 7)) { crc = __builtin_ia32_crc32qi((uint32_t)crc, *p++); length--; }
     while (length >= 3 * 8 * STREAM_WORDS_MAX) {
         crc = three_streams(crc, p, STREAM_WORDS_MAX);

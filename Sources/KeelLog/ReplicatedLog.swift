@@ -81,7 +81,8 @@ public final class ReplicatedLog<S: Storage> {
 
     // Group commit: at most one fdatasync in flight.
     var completions: IOCompletionBuffer
-    var syncInFlight = false
+    /// Whether an fdatasync is in flight (benchmarks time the syncs by it).
+    public internal(set) var syncInFlight = false
     var syncTarget: LogPosition = .zero
     /// Replicated mode's sync batching: the time of the latest `poll(nowNanos:)`, and when the
     /// oldest unsynced byte was appended (nil: everything appended is synced or being synced).

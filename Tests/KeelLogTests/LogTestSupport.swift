@@ -83,7 +83,8 @@ func testConfiguration(
 ) -> LogConfiguration {
     LogConfiguration(
         clusterID: 0xC1A5_7E12, segmentLengthBytes: segmentBytes, maxPayloadBytes: 8 << 10,
-        durability: durability, appendMethod: method, stagingBufferBytes: 32 << 10)
+        durability: durability, appendMethod: method, stagingBufferBytes: 32 << 10,
+        gatherPayloadMinimumBytes: 512)  // below the default, so the test payloads (0-699 B) take both paths
 }
 
 /// The payload of test entry `index`: its length and bytes follow from the index alone.

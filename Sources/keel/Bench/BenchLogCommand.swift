@@ -5,6 +5,7 @@ import Histogram
 import KeelCore
 import KeelIO
 import KeelLog
+import Synchronization
 
 /// `keel bench log`: the replicated log's append paths against plain `pwrite` (+ `fdatasync`) of the
 /// same bytes into the same kind of preallocated file, in one run (issue 3, §5).
@@ -39,8 +40,14 @@ struct BenchLogCommand: ParsableCommand {
     @Option(help: "Which append methods to measure: any of pwrite, mappedCopy (comma-separated).")
     var methods: String = "pwrite,mappedCopy"
 
-    @Option(help: "Payload sizes of the replicated series (32 and/or 1024, comma-separated).")
+    @Option(help: "Payload sizes of the replicated series in bytes (the issue's are 32 and 1024), comma-separated.")
     var payloads: String = "32,1024"
+    @Option(name: .customLong("gather-minimum"), help: "The log's gatherPayloadMinimumBytes: smaller payloads are copied into the staging buffer, larger ones gathered from the caller.")
+    var gatherMinimum: Int = LogConfiguration(clusterID: 1).gatherPayloadMinimumBytes
+    @Option(name: .customLong("sync-kib"), help: "The log's replicatedSyncBytes in KiB (and the synced baseline's threshold).")
+    var syncKiB: Int = Int(LogConfiguration(clusterID: 1).replicatedSyncBytes >> 10)
+    @Option(name: .customLong("sync-delay-ms"), help: "The log's replicatedSyncDelayNanos in milliseconds (and the synced baseline's).")
+    var syncDelayMs: Int = Int(LogConfiguration(clusterID: 1).replicatedSyncDelayNanos / 1_000_000)
 
     private var chosenMethods: [LogAppendMethod] {
         LogAppendMethod.allCases.filter { method in methods.split(separator: ",").contains { $0 == method.rawValue } }
@@ -63,7 +70,10 @@ struct BenchLogCommand: ParsableCommand {
             throw BenchmarkError("--preallocation must be fallocate or zeroFill")
         }
         print("segments preallocated by \(method.rawValue); \(runs) run(s) per series")
-        let bench = LogBenchmark(scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick, preallocation: method)
+        let bench = LogBenchmark(
+            scratch: scratch, segmentBytes: Int64(segmentMiB) << 20, quick: quick, preallocation: method,
+            gatherMinimumBytes: gatherMinimum, replicatedSyncBytes: Int64(syncKiB) << 10,
+            replicatedSyncDelayNanos: Int64(syncDelayMs) * 1_000_000)
         guard runs >= 1 else { throw BenchmarkError("--runs must be at least 1") }
 
         let chosen = Set(series.split(separator: ",").map(String.init))
@@ -74,17 +84,31 @@ struct BenchLogCommand: ParsableCommand {
 
     private func runReplicated(_ bench: LogBenchmark, bytes: Int64) throws {
         print("\n== replicated: appends of N frames, no wait for fdatasync (background sync, one in flight)")
-        for (payload, frames) in [(32, 1000), (1024, 100)] where payloads.split(separator: ",").contains(Substring("\(payload)")) {
+        print("   baselines: pwrite alone (the issue's), and pwrite with the log's background sync policy (a thread runs")
+        print("   fdatasync once \(syncKiB) KiB are unsynced, one at a time); cpu: the appending thread's CPU time per byte")
+        // 32 B: 1,000 frames per append; larger payloads: about 106 KiB per append (100 frames of 1 KiB).
+        let sizes = payloads.split(separator: ",").compactMap { Int($0) }
+        for (payload, frames) in sizes.map({ ($0, $0 <= 32 ? 1000 : max(1, 108_800 / LogFormat.aligned(64 + $0))) }) {
             for method in chosenMethods {
-                var ratios: [Double] = []
+                var ratios: [Double] = [], syncedRatios: [Double] = [], cpuRatios: [Double] = []
                 for run in 1...runs {
-                    // Baseline and log alternate run by run, so a change in the machine's load hits both.
-                    let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: LogFormat.aligned(64 + payload), framesPerWrite: frames)
+                    // Baselines and log alternate run by run, so a change in the machine's load hits all.
+                    let frameBytes = LogFormat.aligned(64 + payload)
+                    let baseline = try bench.baselineWrite(totalBytes: bytes, frameBytes: frameBytes, framesPerWrite: frames)
+                    let synced = try bench.baselineWrite(
+                        totalBytes: bytes, frameBytes: frameBytes, framesPerWrite: frames, backgroundSyncBytes: bench.replicatedSyncBytes,
+                        backgroundSyncDelayNanos: bench.replicatedSyncDelayNanos)
                     let result = try bench.replicated(totalBytes: bytes, payloadBytes: payload, framesPerAppend: frames, method: method)
                     ratios.append(result.megabytesPerSecond / baseline.megabytesPerSecond)
-                    print("  \(padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)) \(result.summary)  |  baseline pwrite \(baseline.summary)  ->  \(formatFixed(100 * ratios.last!, decimals: 0))% of baseline MB/s\(runs > 1 ? "  (run \(run))" : "")")
+                    syncedRatios.append(result.megabytesPerSecond / synced.megabytesPerSecond)
+                    cpuRatios.append(result.cpuMegabytesPerSecond / baseline.cpuMegabytesPerSecond)
+                    let label = padRight("\(payload) B × \(frames)/append, \(method.rawValue)", 34)
+                    print("  \(label) \(result.summary)  |  pwrite \(baseline.summary)  |  pwrite + background sync \(synced.summary)\(runs > 1 ? "  (run \(run))" : "")")
+                    print("  \(padRight("", 34)) -> \(percent(ratios.last!)) of pwrite, \(percent(syncedRatios.last!)) of pwrite + background sync; cpu \(formatFixed(result.cpuNanosPerKiB, decimals: 0)) ns/KiB against \(formatFixed(baseline.cpuNanosPerKiB, decimals: 0)) (\(formatFixed(synced.cpuNanosPerKiB, decimals: 0)) with sync) -> \(percent(cpuRatios.last!))")
                 }
-                if runs > 1 { print("  \(padRight("", 34)) median of \(runs) runs: \(formatFixed(100 * median(ratios), decimals: 0))% of baseline MB/s") }
+                if runs > 1 {
+                    print("  \(padRight("", 34)) median of \(runs) runs: \(percent(median(ratios))) of pwrite MB/s, \(percent(median(syncedRatios))) of pwrite + background sync, \(percent(median(cpuRatios))) of pwrite's CPU MB/s")
+                }
             }
         }
 
@@ -120,6 +144,7 @@ struct BenchLogCommand: ParsableCommand {
                     let ratio = Double(latency.p99Nanos) / Double(max(1, sync.p99Nanos))
                     ratios["\(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10))", default: []].append(ratio)
                     print("  \(padLeft("\(rate)", 9))/s \(padRight(method.rawValue, 10)) sustained \(padLeft(formatFixed(result.sustainedFramesPerSecond, decimals: 0), 9))/s  p50 \(micros(latency.p50Nanos)) µs  p99 \(micros(latency.p99Nanos)) µs  p99.9 \(micros(latency.p999Nanos)) µs  (p99 = \(formatFixed(ratio, decimals: 1))× fdatasync p99; \(result.syncs) syncs)")
+                    print("  \(padLeft("", 22)) wait for sync p50 \(micros(result.waitForSync.p50Nanos)) p99 \(micros(result.waitForSync.p99Nanos)) µs; in sync p50 \(micros(result.inSync.p50Nanos)) p99 \(micros(result.inSync.p99Nanos)) µs; the log's syncs p50 \(micros(result.syncDuration.p50Nanos)) p99 \(micros(result.syncDuration.p99Nanos)) µs, \(formatFixed(result.meanBytesPerSync / 1024, decimals: 1)) KiB each")
                 }
             }
         }
@@ -132,6 +157,8 @@ struct BenchLogCommand: ParsableCommand {
     }
 }
 
+private func percent(_ ratio: Double) -> String { "\(formatFixed(100 * ratio, decimals: 0))%" }
+
 /// The middle value (the mean of the two middle ones for an even count).
 func median(_ values: [Double]) -> Double {
     let sorted = values.sorted()
@@ -143,7 +170,11 @@ struct ThroughputResult {
     var bytes: Int64
     var frames: Int64
     var nanos: Int64
+    /// The measuring thread's CPU time over the same span.
+    var cpuNanos: Int64 = 0
     var megabytesPerSecond: Double { Double(bytes) / 1e6 / (Double(nanos) / 1e9) }
+    var cpuMegabytesPerSecond: Double { Double(bytes) / 1e6 / (Double(max(1, cpuNanos)) / 1e9) }
+    var cpuNanosPerKiB: Double { Double(cpuNanos) / (Double(bytes) / 1024) }
     var framesPerSecond: Double { Double(frames) / (Double(nanos) / 1e9) }
     var summary: String {
         "\(padLeft(formatFixed(megabytesPerSecond, decimals: 0), 6)) MB/s \(padLeft(formatFixed(framesPerSecond / 1e6, decimals: 2), 7)) M frames/s"
@@ -156,6 +187,10 @@ struct LogBenchmark {
     let segmentBytes: Int64
     let quick: Bool
     let preallocation: IOUringStorage.PreallocationMethod
+    /// The log's `gatherPayloadMinimumBytes` and `replicatedSyncBytes`.
+    let gatherMinimumBytes: Int
+    let replicatedSyncBytes: Int64
+    let replicatedSyncDelayNanos: Int64
 
     /// The log's segments are prepared the way the storage preallocates: zero-filled in the background, or fallocate'd.
     var segmentPreallocation: LogSegmentPreallocation { preallocation == .zeroFill ? .zeroFill : .allocate }
@@ -169,9 +204,12 @@ struct LogBenchmark {
         let folder = scratch + "/" + label
         defer { removeScratchDirectory(folder) }
         let storage = try IOUringStorage(directory: folder, ring: try Ring(), preallocationMethod: preallocation)
-        let configuration = LogConfiguration(
+        var configuration = LogConfiguration(
             clusterID: 1, segmentLengthBytes: segmentBytes, maxPayloadBytes: maxPayloadBytes, durability: durability,
-            appendMethod: method, stagingBufferBytes: 4 << 20, segmentPreallocation: segmentPreallocation)
+            appendMethod: method, stagingBufferBytes: 4 << 20, gatherPayloadMinimumBytes: gatherMinimumBytes,
+            segmentPreallocation: segmentPreallocation)
+        configuration.replicatedSyncBytes = replicatedSyncBytes
+        configuration.replicatedSyncDelayNanos = replicatedSyncDelayNanos
         let log = try ReplicatedLog(storage: storage, configuration: configuration)
         return try body(log)
     }
@@ -186,6 +224,7 @@ struct LogBenchmark {
             let frameBytes = Int64(LogFormat.aligned(64 + payloadBytes))
             let frames = totalBytes / frameBytes
             var header = LogEntryHeader(type: .sessionMessage, sessionID: 1)
+            let startCPU = threadCPUNanos()
             let start = monotonicNanos()
             var written: Int64 = 0
             while written < frames {
@@ -199,8 +238,9 @@ struct LogBenchmark {
                 written += count
             }
             let nanos = monotonicNanos() - start
+            let cpuNanos = threadCPUNanos() - startCPU
             _ = try log.waitUntilDurable(log.appendedPosition, timeoutNanos: 120_000_000_000)
-            return ThroughputResult(bytes: frames * frameBytes, frames: frames, nanos: nanos)
+            return ThroughputResult(bytes: frames * frameBytes, frames: frames, nanos: nanos, cpuNanos: cpuNanos)
         }
     }
 
@@ -225,8 +265,12 @@ struct LogBenchmark {
     }
 
     /// The baseline: the same bytes with plain `pwrite` (one call per `framesPerWrite` frames), into
-    /// one file prepared like the log's segments, with an `fdatasync` after each write when `sync`.
-    func baselineWrite(totalBytes: Int64, frameBytes: Int, framesPerWrite: Int, sync: Bool = false) throws -> ThroughputResult {
+    /// one file prepared like the log's segments, with an `fdatasync` after each write when `sync`,
+    /// or, with `backgroundSyncBytes`, on another thread as the log's replicated mode syncs.
+    func baselineWrite(
+        totalBytes: Int64, frameBytes: Int, framesPerWrite: Int, sync: Bool = false, backgroundSyncBytes: Int64? = nil,
+        backgroundSyncDelayNanos: Int64 = 20_000_000
+    ) throws -> ThroughputResult {
         let path = scratch + "/baseline.dat"
         let file = try PlainFile(path: path)
         defer { file.close(); unlink(path) }
@@ -236,13 +280,19 @@ struct LogBenchmark {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: writeBytes, alignment: 4096)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0x3C)
+        let syncer = backgroundSyncBytes.map { BackgroundSyncer(descriptor: file.descriptor, thresholdBytes: $0, delayNanos: backgroundSyncDelayNanos) }
+        syncer?.start()
+        let startCPU = threadCPUNanos()
         let start = monotonicNanos()
         for index in 0..<writes {
             try file.writeFully(UnsafeRawBufferPointer(buffer), at: index * Int64(writeBytes))
             if sync { try file.datasync() }
+            syncer?.written.store((index + 1) * Int64(writeBytes), ordering: .releasing)
         }
         let nanos = monotonicNanos() - start
-        return ThroughputResult(bytes: writes * Int64(writeBytes), frames: writes * Int64(framesPerWrite), nanos: nanos)
+        let cpuNanos = threadCPUNanos() - startCPU
+        syncer?.stop()
+        return ThroughputResult(bytes: writes * Int64(writeBytes), frames: writes * Int64(framesPerWrite), nanos: nanos, cpuNanos: cpuNanos)
     }
 
     /// 4 KiB pwrite + fdatasync latency, sequential in a file prepared by `preallocation`.
@@ -268,6 +318,13 @@ struct LogBenchmark {
         var latency: LatencySummary
         var sustainedFramesPerSecond: Double
         var syncs: Int
+        /// Each frame's latency in two parts: from its due time until the fdatasync covering it was
+        /// submitted (waiting behind the sync in flight), and from that submission until it was reaped.
+        var waitForSync: LatencySummary
+        var inSync: LatencySummary
+        /// Each of the log's fdatasyncs, submission to reaping, and the bytes it covered.
+        var syncDuration: LatencySummary
+        var meanBytesPerSync: Double
     }
 
     /// Open-loop producer: frame i is due at start + i/rate; every duty cycle appends what is due as
@@ -284,8 +341,19 @@ struct LogBenchmark {
             var ends = [Int64](repeating: 0, count: capacity)
             var firsts = [Int64](repeating: 0, count: capacity)
             var counts = [Int64](repeating: 0, count: capacity)
-            var head = 0, tail = 0
+            var submitted = [Int64](repeating: 0, count: capacity)  // when the sync covering the batch was submitted
+            var head = 0, tail = 0, uncovered = 0
             var histogram = LatencySummary.makeHistogram()
+            var waitHistogram = LatencySummary.makeHistogram(), inSyncHistogram = LatencySummary.makeHistogram()
+            var syncHistogram = LatencySummary.makeHistogram()
+            var syncStartNanos: Int64 = 0, syncStartDurable: Int64 = 0, syncedBytes: Int64 = 0
+            // A sync that started since the last look covers every batch committed before it.
+            func noteSyncStart(at now: Int64) {
+                guard log.syncInFlight, syncStartNanos == 0 else { return }
+                syncStartNanos = now
+                syncStartDurable = log.durablePosition.rawValue
+                while uncovered < tail { submitted[uncovered % capacity] = now; uncovered += 1 }
+            }
             var sent: Int64 = 0, syncs = 0
             var lastDurableNanos: Int64 = 0
             let start = monotonicNanos()
@@ -302,16 +370,26 @@ struct LogBenchmark {
                     counts[tail % capacity] = count
                     tail += 1
                     sent += count
+                    noteSyncStart(at: monotonicNanos())
                 }
                 let previousDurable = log.durablePosition.rawValue
                 let work = try log.poll()
                 now = monotonicNanos()
                 let durable = log.durablePosition.rawValue
-                if durable > previousDurable { syncs += 1 }
+                if durable > previousDurable {
+                    syncs += 1
+                    syncHistogram.record(UInt64(max(0, now - syncStartNanos)))
+                    syncedBytes += durable - syncStartDurable
+                    syncStartNanos = 0
+                }
+                noteSyncStart(at: now)
                 while head < tail && ends[head % capacity] <= durable {
+                    let submittedNanos = submitted[head % capacity]
                     for frame in firsts[head % capacity]..<firsts[head % capacity] + counts[head % capacity] {
                         let intended = start + Int64(Double(frame) * intervalNanos)
                         histogram.record(UInt64(max(0, now - intended)))
+                        waitHistogram.record(UInt64(max(0, submittedNanos - intended)))
+                        inSyncHistogram.record(UInt64(max(0, now - submittedNanos)))
                     }
                     head += 1
                     lastDurableNanos = now
@@ -323,7 +401,54 @@ struct LogBenchmark {
                 }
             }
             let elapsed = Double(lastDurableNanos - start) / 1e9
-            return GroupCommitResult(latency: LatencySummary(histogram), sustainedFramesPerSecond: Double(total) / elapsed, syncs: syncs)
+            return GroupCommitResult(
+                latency: LatencySummary(histogram), sustainedFramesPerSecond: Double(total) / elapsed, syncs: syncs,
+                waitForSync: LatencySummary(waitHistogram), inSync: LatencySummary(inSyncHistogram),
+                syncDuration: LatencySummary(syncHistogram), meanBytesPerSync: Double(syncedBytes) / Double(max(1, syncs)))
         }
+    }
+}
+
+/// The replicated baseline's stand-in for the log's background sync: a thread that runs fdatasync
+/// whenever `thresholdBytes` were written since the last one began, or `delayNanos` after an unsynced write
+/// (one at a time, as the log's `replicatedSyncBytes` / `replicatedSyncDelayNanos`).
+final class BackgroundSyncer: Sendable {
+    let written = Atomic<Int64>(0)
+    private let stopping = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
+    private let descriptor: Int32
+    private let thresholdBytes: Int64
+    private let delayNanos: Int64
+
+    init(descriptor: Int32, thresholdBytes: Int64, delayNanos: Int64) {
+        self.descriptor = descriptor
+        self.thresholdBytes = thresholdBytes
+        self.delayNanos = delayNanos
+    }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            var synced: Int64 = 0
+            var unsyncedSince: Int64?
+            while !stopping.load(ordering: .acquiring) {
+                let now = written.load(ordering: .acquiring)
+                let clock = monotonicNanos()
+                if now > synced && unsyncedSince == nil { unsyncedSince = clock }
+                if now - synced >= thresholdBytes || (now > synced && clock - unsyncedSince! >= delayNanos) {
+                    _ = fdatasync(descriptor)
+                    synced = now
+                    unsyncedSince = nil
+                } else {
+                    usleep(50)
+                }
+            }
+            finished.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Stops the thread (after the sync under way) and waits for it.
+    func stop() {
+        stopping.store(true, ordering: .releasing)
+        while !finished.load(ordering: .acquiring) { usleep(100) }
     }
 }
