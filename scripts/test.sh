@@ -69,6 +69,8 @@ benchmark_smoke() {
   $KEEL bench io --quick
   # 64 MiB written and loaded through the snapshot archive beside raw write and read (a few seconds).
   $KEEL bench snapshot --quick
+  # One kv node: 20,000 keys, a snapshot, 8 MiB of log after it, a cold restart timed to ready (~10 s).
+  $KEEL bench restart --quick
 }
 run_stage "io and snapshot benchmark smoke runs" 1 benchmark_smoke
 run_stage "Benchmarks/ package compile check" 2 $SWIFT build --package-path Benchmarks --scratch-path .build-benchmarks
