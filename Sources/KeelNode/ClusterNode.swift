@@ -13,10 +13,13 @@ import Synchronization
 /// ```
 public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
     /// How the agents get threads (DESIGN.md decision 8).
-    public enum Threading: Sendable {
-        /// Consensus and service agents on a thread each (the default).
+    public enum Threading: Sendable, Equatable {
+        /// The default: a thread each, and the service agent runs on the consensus thread while the
+        /// load is light (docs/architecture.md, "Where the service agent runs").
+        case adaptive(AdaptiveThreading)
+        /// Consensus and service agents on a thread each, always.
         case separate
-        /// Both agents on one thread.
+        /// Both agents on one thread, always.
         case shared
     }
 
@@ -32,12 +35,13 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
     private let consensusRing: Ring
     private let serviceRing: Ring
     private var startupSignal = false
+    private let placement: ServicePlacement<Service>?
     /// Who may open sessions and administer (default: everyone).
     public let authenticator: any Authenticator
 
     /// A node (not started). Throws when io_uring rings cannot be created (see `start` for the probe).
     public init(
-        configuration: ClusterConfiguration, directory: String, service: Service, threading: Threading = .separate,
+        configuration: ClusterConfiguration, directory: String, service: Service, threading: Threading = .adaptive(AdaptiveThreading()),
         authenticator: any Authenticator = AcceptAllAuthenticator()
     ) throws {
         self.authenticator = authenticator
@@ -50,7 +54,26 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         serviceRing = try Ring(configuration: Ring.Configuration(submissionQueueEntries: 8))
         let consensusWaker = consensusRing.waker
         let serviceWaker = serviceRing.waker
-        shared = SharedNodeState(wakeService: { serviceWaker.wake() }, wakeConsensus: { consensusWaker.wake() })
+        switch threading {
+        case .shared:
+            placement = nil
+            shared = SharedNodeState(wakeService: {}, wakeConsensus: {})
+        case .separate, .adaptive:
+            let rules = if case .adaptive(let rules) = threading { rules } else { AdaptiveThreading() }
+            let placement = ServicePlacement<Service>(rules: rules, serviceWaker: serviceWaker, consensusWaker: consensusWaker)
+            self.placement = placement
+            // Only the consensus thread wakes the service agent, and only the service agent the
+            // consensus thread: while both run on the consensus thread there is no one to wake.
+            shared = SharedNodeState(
+                wakeService: { if placement.runsOnServiceThread { serviceWaker.wake() } },
+                wakeConsensus: { if placement.runsOnServiceThread { consensusWaker.wake() } })
+        }
+    }
+
+    /// How often adaptive threading moved the service agent to its own thread and back to the
+    /// consensus thread (0 and 0 under the other threadings).
+    public var serviceAgentMoves: (toOwnThread: Int, toConsensusThread: Int) {
+        (placement?.movesOut.load(ordering: .relaxed) ?? 0, placement?.movesIn.load(ordering: .relaxed) ?? 0)
     }
 
     /// Locks and checks the directory, then starts the agents; returns once the node listens.
@@ -63,7 +86,7 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         let snapshots = try Self.openSnapshots(configuration: configuration, directory: directoryPath, ring: serviceRing)
         let host = ConsensusHost(
             configuration: configuration, directory: directoryPath, ring: consensusRing, shared: shared, egress: egress, startup: startup,
-            sharedService: threading == .shared ? service : nil, authenticator: authenticator, snapshots: snapshots)
+            sharedService: threading == .shared ? service : nil, authenticator: authenticator, snapshots: snapshots, placement: placement)
         let idle = KernelWaitIdleStrategy(ring: consensusRing, timeoutNanos: 1_000_000)
         // Safe because: the host, its idle strategy and the ring they share move to the new thread
         // together and this thread never touches them again (it keeps only the Sendable waker).
@@ -73,18 +96,24 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
         }
         let (reader, restored) = try startup.wait()
         startupSignal = startup.signalDuringStartup.load(ordering: .acquiring)
-        if threading == .separate {
+        if let placement {
             // Safe because: the consensus thread finished with `snapshots` (recovery) before it
-            // signalled the start; from here on only the service agent's thread uses it.
+            // signalled the start; from here on only the service agent uses it, on whichever
+            // thread `placement` gives it to (its calls on the archive's storage are synchronous
+            // ones, which do not use the ring).
             let agent = ServiceAgent(
                 service: service, memberID: configuration.selfID, reader: reader, shared: shared, egress: egress,
                 responseWindow: configuration.responseWindow, snapshots: snapshots.value, restoring: restored)
             let id = configuration.selfID.rawValue
             agent.eventHandler = { printToStandardError("keel node \(id): \($0)") }
             agent.progressClock = { SystemClock().monotonicNanos() }
-            let serviceIdle = KernelWaitIdleStrategy(ring: serviceRing, timeoutNanos: 1_000_000)
-            // Safe because: as above, the service agent and its ring move to their thread for good.
-            nonisolated(unsafe) let serviceDuty = AgentDuty(agent: agent, idleStrategy: serviceIdle)
+            placement.agent = agent
+            let host = ServiceHost(placement: placement, shared: shared, adaptive: threading != .separate, ring: serviceRing)
+            host.eventHandler = { printToStandardError("keel node \(id): \($0)") }
+            let serviceIdle = ServiceIdleStrategy(ring: serviceRing, placement: placement)
+            // Safe because: the host, its idle strategy and the service ring move to their thread
+            // for good; the agent itself is shared with the consensus thread only through `placement`.
+            nonisolated(unsafe) let serviceDuty = AgentDuty(agent: host, idleStrategy: serviceIdle)
             serviceRunner = try AgentRunner(serviceDuty, waker: serviceRing.waker)
         }
     }

@@ -5,8 +5,8 @@ import KeelService
 
 /// The consensus agent's thread body: builds the io_uring storage, transport and the
 /// `ConsensusAgent` on its own thread (a ring belongs to the thread that first uses it), reports
-/// the start to `ClusterNode`, then runs the agent — and, in shared-thread mode, the service agent
-/// on the same thread.
+/// the start to `ClusterNode`, then runs the agent — and the service agent on the same thread in
+/// shared-thread mode, or, in adaptive mode, while `ServicePlacement` gives it to this thread.
 final class ConsensusHost<Service: ClusteredService>: Agent {
     let roleName: String
     let configuration: ClusterConfiguration
@@ -22,13 +22,20 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
     var countersFile: CountersFile?
     var errorLogFile: ErrorLogFile?
     let snapshots: ThreadHandoff<NodeSnapshots<IOUringStorage>>
+    /// Adaptive threading: where the service agent runs, and this thread's load.
+    let placement: ServicePlacement<Service>?
+    let clock = SystemClock()
+    var window = LoadWindow(windowNanos: 10_000_000)
+    var busyWindows = WindowStreak()
 
     init(
         configuration: ClusterConfiguration, directory: String, ring: Ring, shared: SharedNodeState, egress: EgressQueue,
         startup: NodeStartup, sharedService: Service?, authenticator: any Authenticator,
-        snapshots: ThreadHandoff<NodeSnapshots<IOUringStorage>>
+        snapshots: ThreadHandoff<NodeSnapshots<IOUringStorage>>, placement: ServicePlacement<Service>?
     ) {
         self.snapshots = snapshots
+        self.placement = placement
+        if let placement { window = LoadWindow(windowNanos: placement.rules.windowNanos) }
         self.authenticator = authenticator
         self.roleName = sharedService == nil ? "consensus" : "node"
         self.configuration = configuration
@@ -83,15 +90,66 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
     }
 
     func doWork(nowNanos: Int64) throws -> Int {
-        var work = try consensus!.doWork(nowNanos: nowNanos)
+        let consensus = consensus!
+        var work = try consensus.doWork(nowNanos: nowNanos)
         if let service {
             work += try service.doWork(nowNanos: nowNanos)
-            work += try consensus!.doWork(nowNanos: nowNanos)
+            work += try consensus.doWork(nowNanos: nowNanos)
+        } else if let placement {
+            work += try runPlacedService(placement, consensus: consensus, nowNanos: nowNanos)
         }
         return work
     }
 
+    /// Adaptive threading: runs the service agent after the consensus cycle when this thread has it
+    /// (then consensus once more, so its egress goes out in this cycle), and moves it to its own
+    /// thread when this thread's load or the service's backlog says so (`AdaptiveThreading`).
+    private func runPlacedService(
+        _ placement: ServicePlacement<Service>, consensus: ConsensusAgent<IOUringStorage, IOUringTransport, SystemClock>, nowNanos: Int64
+    ) throws -> Int {
+        let owner = placement.owner
+        guard owner != .serviceThread, let agent = placement.agent else {
+            if let load = window.add(startNanos: nowNanos, endNanos: clock.monotonicNanos()) {
+                placement.consensusLoadMillionths.store(Int(load * 1_000_000), ordering: .relaxed)
+            }
+            return 0
+        }
+        if owner == .returnRequested {
+            handOut(agent, placement, reason: "the service thread is stopping")
+            return 0
+        }
+        let applied = try agent.doWork(nowNanos: nowNanos)
+        var work = applied
+        if applied > 0 { work += try consensus.doWork(nowNanos: nowNanos) }
+        let rules = placement.rules
+        if agent.isHeldAtSnapshotMarker {
+            handOut(agent, placement, reason: "a snapshot marker is next")
+        } else if applied >= rules.entriesPerCycleOnConsensusThread
+            && shared.commitPosition.load(ordering: .acquiring) > agent.appliedPosition.rawValue
+        {
+            handOut(agent, placement, reason: "more than \(rules.entriesPerCycleOnConsensusThread) entries are waiting")
+        } else if let load = window.add(startNanos: nowNanos, endNanos: clock.monotonicNanos()),
+            busyWindows.record(load >= rules.moveOutLoad) >= rules.moveOutWindows
+        {
+            handOut(agent, placement, reason: "load \(percent(load)) of the consensus thread")
+        }
+        return work
+    }
+
+    private func handOut(_ agent: ServiceAgent<Service>, _ placement: ServicePlacement<Service>, reason: String) {
+        agent.holdsSnapshotMarkers = false
+        agent.entriesPerCycleLimit = nil
+        window.reset()
+        busyWindows.reset()
+        placement.consensusLoadMillionths.store(0, ordering: .relaxed)
+        if placement.owner != .returnRequested { consensus?.eventHandler?("service agent moves to its own thread: \(reason)") }
+        placement.handOver(to: .serviceThread)
+    }
+
     func onClose() {
+        if let placement, placement.owner != .serviceThread, let agent = placement.agent {
+            handOut(agent, placement, reason: "the consensus thread is stopping")
+        }
         service?.onClose()
         consensus?.onClose()
         consensus = nil

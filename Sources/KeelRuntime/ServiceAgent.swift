@@ -52,6 +52,20 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     var replay: ReplayProgress?
     /// Monotonic ns for pacing progress lines of long loads and replays (nil: no lines).
     public var progressClock: (() -> Int64)?
+    /// Set by a host running this agent on the consensus thread (`ClusterNode`'s adaptive threading):
+    /// the most entries one `doWork` applies, so a burst cannot hold up consensus for long (nil: all
+    /// that is committed).
+    public var entriesPerCycleLimit: Int?
+    /// Set by the same host: stop before an entry that takes a snapshot (a snapshot marker, a
+    /// shutdown) instead of applying it — the snapshot would stall consensus for as long as it
+    /// takes; `isHeldAtSnapshotMarker` then says so and the host hands the agent to its own thread.
+    public var holdsSnapshotMarkers = false
+    /// True when the last `doWork` stopped before such an entry (`holdsSnapshotMarkers`).
+    public private(set) var isHeldAtSnapshotMarker = false
+
+    static func takesSnapshot(_ frame: LogFrameView) -> Bool {
+        frame.type == .snapshotMarker || (frame.type == .clusterAction && ClusterAction(rawValue: frame.correlationID) == .shutdown)
+    }
 
     /// A service agent reading `reader` from the log's start, or — given `restoring`, the consensus
     /// state of the snapshot the node recovered — from that snapshot's position, with its sessions
@@ -136,12 +150,20 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         // The leader stops applying while its egress queue is nearly full (followers' egress is
         // suppressed): replicated state never depends on it, only when responses go out.
         let egressReserveBytes = egress.capacityBytes / 4
-        appliedPosition = reader.forEachFrame(from: appliedPosition, limit: commit) { frame in
+        let appliedMax = Int64(entriesPerCycleLimit ?? Int.max)
+        var heldAt: LogPosition?
+        let end = reader.forEachFrame(from: appliedPosition, limit: commit) { frame in
+            if holdsSnapshotMarkers && Self.takesSnapshot(frame) {
+                heldAt = frame.position
+                return false
+            }
             applyingPosition = frame.position
             apply(frame)
             applied += 1
-            return overflow.isEmpty && (shared.currentRole != .leader || egress.freeBytes >= egressReserveBytes)
+            return overflow.isEmpty && applied < appliedMax && (shared.currentRole != .leader || egress.freeBytes >= egressReserveBytes)
         }
+        isHeldAtSnapshotMarker = heldAt != nil
+        appliedPosition = heldAt ?? end
         send(.applied(upTo: appliedPosition))
         shared.appliedPosition.store(appliedPosition.rawValue, ordering: .releasing)
         if let line = replay?.report(appliedPosition) {

@@ -67,6 +67,10 @@ public final class WholeNodeCluster {
 
     /// The leader's snapshot interval (nil: no snapshots).
     let snapshotIntervalBytes: Int64?
+    /// Moves each member's service agent between "its own thread" and "the consensus thread" as
+    /// KeelNode's adaptive threading does (there: few entries per cycle, held before a snapshot
+    /// marker), at seeded moments, so that both placements and the moves between them run under faults.
+    var placementRandom: SeededRandom
 
     public init(
         seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel,
@@ -76,6 +80,7 @@ public final class WholeNodeCluster {
         self.durability = durability
         self.snapshotIntervalBytes = snapshotIntervalBytes
         self.compactionSlackBytes = compactionSlackBytes
+        placementRandom = SeededRandom(seed: seed ^ 0x9A1A_CE0F_5E2F_1CE5)
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: networkFaults)
         endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
         for index in 0..<3 {
@@ -156,6 +161,7 @@ public final class WholeNodeCluster {
         for (index, member) in members.enumerated() where member.isUp {
             _ = try member.consensus.doWork(nowNanos: time.nowNanos)
             if takeDownAfterCompaction(index) { continue }
+            movePlacement(member.service)
             _ = try member.service.doWork(nowNanos: time.nowNanos)
             if member.snapshots.archive.storage.didCut {
                 // The cut struck while the service agent wrote a snapshot: the process is gone.
@@ -192,6 +198,20 @@ public final class WholeNodeCluster {
     func armCompactionCut(_ index: Int, powerLoss: Bool) {
         compactionCutsArmed[index] = powerLoss
         note("FAULT m\(index) armed a \(powerLoss ? "power loss" : "crash") at its next log compaction")
+    }
+
+    /// On "the consensus thread" the agent stops before a snapshot marker and then moves to "its own
+    /// thread", which takes the snapshot; otherwise it moves one way or the other about every 50 rounds.
+    private func movePlacement(_ service: ServiceAgent<RecordingEchoService>) {
+        let onConsensusThread = service.holdsSnapshotMarkers
+        guard service.isHeldAtSnapshotMarker || placementRandom.next() % 50 == 0 else { return }
+        if onConsensusThread {
+            service.holdsSnapshotMarkers = false
+            service.entriesPerCycleLimit = nil
+        } else {
+            service.holdsSnapshotMarkers = true
+            service.entriesPerCycleLimit = 1 + Int(placementRandom.next() % 4)
+        }
     }
 
     /// Every member's service and runtime hold no pending timer (all scheduled ones fired or were cancelled).

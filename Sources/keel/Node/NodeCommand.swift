@@ -34,8 +34,20 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("route"), help: "ID=HOST:PORT: connect to member ID there, not at its listed address (repeatable).")
     var routes: [String] = []
 
-    @Flag(name: .customLong("shared-thread"), help: "Run the consensus and service agents on one thread.")
+    @Option(name: .customLong("threading"), help: "adaptive (the service agent runs on the consensus thread while the load is light, on its own otherwise), separate or shared.")
+    var threading: String = "adaptive"
+
+    @Flag(name: .customLong("shared-thread"), help: "The same as --threading shared.")
     var sharedThread = false
+
+    static func threading<S>(_ name: String, shared: Bool) -> ClusterNode<S>.Threading {
+        if shared { return .shared }
+        switch name {
+        case "separate": return .separate
+        case "shared": return .shared
+        default: return .adaptive(AdaptiveThreading())
+        }
+    }
 
     @Option(name: .customLong("secret-file"), help: "Clients must present NAME:SECRET, SECRET being this file's contents (a trailing newline is ignored).")
     var secretFile: String?
@@ -65,6 +77,9 @@ struct NodeCommand: ParsableCommand {
         do {
             guard let durability = DurabilityMode(rawValue: sync) else {
                 throw ConfigurationError("--sync must be durable or replicated, not '\(sync)'")
+            }
+            guard ["adaptive", "separate", "shared"].contains(threading) else {
+                throw ConfigurationError("--threading must be adaptive, separate or shared, not '\(threading)'")
             }
             guard ["echo", "kv", "bank"].contains(service) else {
                 throw ConfigurationError("unknown service '\(service)' (available: echo, kv, bank)")
@@ -118,7 +133,7 @@ struct NodeCommand: ParsableCommand {
         _ instance: Service, _ configuration: ClusterConfiguration, _ authenticator: any Authenticator
     ) throws {
         let node = try ClusterNode(
-            configuration: configuration, directory: directory, service: instance, threading: sharedThread ? .shared : .separate,
+            configuration: configuration, directory: directory, service: instance, threading: Self.threading(threading, shared: sharedThread),
             authenticator: authenticator)
         printToStandardError("keel node \(memberID): io_uring available; service \(service); cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
         try node.runUntilTerminated()
