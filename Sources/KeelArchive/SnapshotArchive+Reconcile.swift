@@ -8,6 +8,11 @@ extension SnapshotArchive {
         var deleted = false
         var highestID = contents.nextSnapshotID - 1
 
+        for name in names where SnapshotFormat.isIncomingName(name) {
+            try storageCall { () throws(IOError) in try storage.deleteFile(name) }
+            deleted = true
+            repairs.append("removed \(name): a snapshot transfer from another member that never finished")
+        }
         for name in names {
             // A set-aside snapshot's id is never reused either.
             if let id = SnapshotFormat.snapshotID(fromRejectedName: name) { highestID = max(highestID, id) }

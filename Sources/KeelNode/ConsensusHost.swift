@@ -55,6 +55,9 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
                 configuration: configuration, storage: storage, transport: transport, clock: SystemClock(), shared: shared,
                 egress: egress, bootID: currentBootID())
             agent.authenticator = authenticator
+            // The consensus thread's own view of the archive directory: it reads snapshots it ships
+            // and writes those it receives there (the service agent's archive adopts them).
+            agent.enableSnapshotShipping(archiveStorage: try IOUringStorage(directory: directory + "/archive", ring: ring))
             agent.eventHandler = { printToStandardError("keel node \(agent.configuration.selfID.rawValue): \($0)") }
             if let file = try? CountersFile.create(directory: directory), let writer = file.writer {
                 countersFile = file

@@ -70,7 +70,8 @@ public struct RaftCore: Sendable {
         self.random = random
         self.nowNanos = nowNanos
         self.selfSlot = configuration.members.firstIndex(of: configuration.selfID)!
-        self.catchingUp = configuration.durability == .replicated && hardState.votingBootID != bootID
+        let forgotten = hardState.votingBootID == RaftHardState.forgottenBootID
+        self.catchingUp = (configuration.durability == .replicated || forgotten) && hardState.votingBootID != bootID
             && configuration.plantedBug != .rebootedMemberVotesAtOnce
         self.progress = Array(repeating: ReplicationProgress(nextPosition: termIndex.endPosition), count: configuration.members.count)
         resetElectionTimer()

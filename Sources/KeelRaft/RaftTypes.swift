@@ -32,8 +32,14 @@ public struct RaftHardState: Hashable, Sendable, CustomStringConvertible {
     /// The boot (kernel boot id, or any value that changes at every power cycle) during which this member
     /// last held a log known to be caught up. In `replicated` mode a member whose current boot differs
     /// may have lost acknowledged writes with the page cache, so it rejoins non-voting until a current
-    /// leader has caught it up (DESIGN.md decision 7). Ignored in `durable` mode.
+    /// leader has caught it up (DESIGN.md decision 7). Ignored in `durable` mode, except for
+    /// `forgottenBootID`.
     public var votingBootID: UInt64
+
+    /// The voting boot of a member that lost its whole state (its directory was wiped, and it
+    /// rejoins under the same member id): whatever it voted and acknowledged before is forgotten,
+    /// so in either mode it neither votes nor acknowledges until a current leader has caught it up.
+    public static let forgottenBootID: UInt64 = 0
 
     public init(term: Term = .zero, votedFor: MemberID? = nil, votingBootID: UInt64) {
         self.term = term

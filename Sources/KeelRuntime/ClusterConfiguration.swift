@@ -97,6 +97,12 @@ public struct ClusterConfiguration: Sendable {
     /// segments before that are deleted. The slack lets a follower that lags briefly be served from
     /// the log rather than sent a snapshot. nil: the log is never compacted. Local to the member.
     public var compactionSlackBytes: Int64? = 64 << 20
+    /// This member lost its whole directory and rejoins a running cluster (`keel node --rejoin`):
+    /// when it finds no hard state it starts with its votes and acknowledgements forgotten
+    /// (`RaftHardState.forgottenBootID`), non-voting until a leader has caught it up — by a shipped
+    /// snapshot when the leader's log no longer starts at 0. Ignored when hard state exists. Local
+    /// to the member: not part of the digest.
+    public var rejoining = false
     /// Where this member connects to reach a member, when not at its listed address (e.g. through
     /// a fault proxy on that one link). Local to this member: not part of the digest.
     public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]

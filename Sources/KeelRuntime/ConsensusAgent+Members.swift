@@ -17,6 +17,7 @@ extension ConsensusAgent {
             return
         }
         guard let member = connection.member else { return }
+        if try handleSnapshotFrame(message, from: member, on: connection) { return }
         guard let raft = RaftWireCodec.decode(message) else {
             close(connection, reason: "unexpected \(message.type) from member \(member.rawValue)")
             return

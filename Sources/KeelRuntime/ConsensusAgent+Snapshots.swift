@@ -22,6 +22,15 @@ extension ConsensusAgent {
     public func restore(from state: ConsensusSnapshotState) {
         precondition(state.position <= log.appendedPosition, "a snapshot past the log's end cannot be replayed on from")
         core.restoreCommitPosition(state.position)
+        restoreRuntimeState(from: state)
+    }
+
+    /// The runtime's part of a snapshot (sessions, timers, markers, cluster time, the published
+    /// positions), replacing what it held: at start, and after installing one from the leader.
+    func restoreRuntimeState(from state: ConsensusSnapshotState) {
+        timers = ConsensusTimers()
+        sessionState = ConsensusSessions()
+        serviceCloseRequests.removeAll()
         var committed = SessionTable(limits: .none)
         for id in state.sessions.sortedIDs {
             let session = state.sessions[id]!

@@ -78,6 +78,9 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     /// whether this leader appended the close.
     var serviceCloseRequests: [(sessionID: Int64, appended: Bool)] = []
 
+    // Snapshot transfers to followers (leader) or from the leader (follower).
+    let shipping = SnapshotShipping<S>()
+
     // Follower state: the AppendEntries being stepped, and the head of a frame split across two of them.
     var currentAppend: IncomingAppend?
     let carry: SplitFrameCarry
@@ -110,11 +113,13 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         }
         log = try ReplicatedLog(storage: storage, configuration: logConfiguration)
         let stored = hardStateStore.current
+        // A wiped member rejoining must not vote with what it forgot (it may have voted in a term before).
+        let freshBootID = configuration.rejoining ? RaftHardState.forgottenBootID : bootID
         let hardState = RaftHardState(
             term: stored?.currentTerm ?? .zero, votedFor: stored?.votedFor,
-            votingBootID: stored.map { UInt64(truncatingIfNeeded: $0.bootID) } ?? bootID)
+            votingBootID: stored.map { UInt64(truncatingIfNeeded: $0.bootID) } ?? freshBootID)
         if stored == nil {
-            try hardStateStore.save(HardState(currentTerm: .zero, votedFor: nil, clusterID: configuration.clusterID, bootID: UInt128(bootID)))
+            try hardStateStore.save(HardState(currentTerm: .zero, votedFor: nil, clusterID: configuration.clusterID, bootID: UInt128(freshBootID)))
         }
         var termIndex = TermIndex(startPosition: log.startPosition, startTerm: log.termIndex.logStartTerm)
         for (index, run) in log.termIndex.entries.enumerated() {
@@ -194,6 +199,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         var work = try reapNetwork()
         work += try drainUndrainedClients()
         work += drainServiceRequests()
+        work += try pollSnapshotInstall()
         work += fireDueTimers()
         proposeSnapshotMarker()
         work += try proposeIngress()
@@ -210,6 +216,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         work += scanForTimeouts(nowNanos: nowNanos)
         work += drainEgress()
         work += superviseControl()
+        work += pumpSnapshotTransfers()
         work += flushSends()
         return work
     }
@@ -252,7 +259,7 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         case .send(let member, let message):
             send(message, to: member)
         case .sendSnapshot(let member):
-            event("member \(member.rawValue) needs a snapshot, which this version cannot send")
+            startSnapshotTransfer(to: member)
         case .commitAdvanced:
             break  // published once per cycle, clamped to whole frames in the log
         case .proposalRefused(let bytes, _):

@@ -1,3 +1,4 @@
+import KeelArchive
 import KeelCore
 import KeelLog
 import KeelService
@@ -13,6 +14,12 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     public let roleName = "service"
     /// The service (read it only from this agent's thread, or after the agent stopped).
     public private(set) var service: Service
+    /// The service as given, before `onStart`: a snapshot installed from the leader replaces the
+    /// running service's state with a fresh copy of this one, started from the snapshot. (For a
+    /// service of value type — every `ClusteredService` is one in practice, its callbacks being
+    /// `mutating` — this is a pristine instance.)
+    private let pristineService: Service
+    let responseWindow: ResponseWindowLimits
     /// The service's handle on the node.
     public let cluster: Cluster
     let reader: LogReader
@@ -77,6 +84,8 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         restoring: ConsensusSnapshotState? = nil
     ) {
         self.service = service
+        self.pristineService = service
+        self.responseWindow = responseWindow
         self.cluster = Cluster(memberId: memberID)
         self.reader = reader
         self.shared = shared
@@ -97,7 +106,6 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// Starts the service: from the recovered snapshot's service state when there is one, then
     /// replays the local log after it (egress suppressed: this member is not the leader yet).
     public func onStart() throws {
-        let clock = progressClock
         let logStart = reader.startPosition
         guard appliedPosition >= logStart else {
             // The entries before the log start were compacted away: only a snapshot at or after it
@@ -106,6 +114,22 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
                 "the log starts at position \(logStart.rawValue) (compacted), but the service would start at \(appliedPosition.rawValue): it needs a snapshot at or after the log start, and none was loaded")
         }
         cluster.control = self
+        try startService()
+        let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
+        logEndAtStart = target
+        shared.suspended.store(suspended, ordering: .releasing)
+        if let clock = progressClock, target > appliedPosition {
+            replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
+        } else {
+            shared.replayNanos.store(0, ordering: .relaxed)
+            shared.replayDone.store(true, ordering: .releasing)
+        }
+    }
+
+    /// Calls the service's `onStart` with the sessions of `sessionTable` and the snapshot the node
+    /// recovered or installed (if any), then publishes the archive's newest snapshot.
+    private func startService() throws {
+        let clock = progressClock
         for id in sessionTable.sortedIDs {
             let session = ClientSession(id: id, principal: sessionTable[id]!.principal, egress: self)
             session.currentTimestamp = cluster.time
@@ -123,15 +147,12 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         progressReader?.finished()
         snapshots?.finishRecovery()
         publishCompactionBound()
-        let target = LogPosition(shared.appendedPosition.load(ordering: .acquiring))
-        logEndAtStart = target
-        shared.suspended.store(suspended, ordering: .releasing)
-        if let clock, target > appliedPosition {
-            replay = ReplayProgress(from: appliedPosition, to: target, startNanos: clock(), clock: clock)
-        } else {
-            shared.replayNanos.store(0, ordering: .relaxed)
-            shared.replayDone.store(true, ordering: .releasing)
-        }
+        publishNewestSnapshot()
+    }
+
+    private func publishNewestSnapshot() {
+        let newest = snapshots?.newestEntry
+        shared.newestSnapshot.withLock { $0 = newest }
     }
 
     public func doWork(nowNanos: Int64) throws -> Int {
@@ -144,6 +165,9 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             work += 1
         }
         guard flushOverflow() else { return work }
+        if shared.snapshotInstall.requestPending.load(ordering: .acquiring) { return work + (try installReceivedSnapshot()) }
+        // Installed: nothing is applied until the consensus agent has the log at the snapshot.
+        if shared.snapshotInstall.awaitingLog.load(ordering: .acquiring) { return work }
         let commit = LogPosition(shared.commitPosition.load(ordering: .acquiring))
         guard commit > appliedPosition else { return work }
         var applied: Int64 = 0
@@ -239,6 +263,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             publishCompactionBound()
             let elapsed = start.flatMap { start in progressClock.map { $0() - start } }
             if let elapsed { shared.lastSnapshotDurationNanos.store(elapsed, ordering: .relaxed) }
+            publishNewestSnapshot()
             eventHandler?("\(taken) written\(elapsed.map { " in \($0 / 1_000_000) ms" } ?? "")")
         } catch {
             shared.snapshotsFailed.add(1, ordering: .relaxed)
@@ -253,6 +278,50 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         guard let bound = snapshots?.compactionBound else { return }
         shared.compactionBound.store(bound.rawValue, ordering: .releasing)
         shared.wakeConsensus()
+    }
+
+    /// A snapshot received from the leader (the consensus agent asked, every request made so far is
+    /// in the queue): adopt it into the archive, replace the service by a fresh instance started
+    /// from it, with its sessions and timers, at its position; then hand its consensus state back
+    /// and wait for the consensus agent to bring the log there. A file that fails is reported back
+    /// and changes nothing here; a service that cannot start from the snapshot stops the node.
+    private func installReceivedSnapshot() throws -> Int {
+        guard let request = shared.snapshotInstall.takeRequest() else { return 0 }
+        guard let snapshots else {
+            shared.snapshotInstall.complete(.failed("this node keeps no snapshots"))
+            return 1
+        }
+        guard appliedPosition < request.offer.position else {
+            // Applying past the snapshot and then restarting from it would apply entries twice.
+            snapshots.discardReceived(fileName: request.fileName)
+            shared.snapshotInstall.complete(.notNeeded(applied: appliedPosition))
+            return 1
+        }
+        let state: ConsensusSnapshotState
+        let entry: SnapshotEntry
+        do { (state, entry) = try snapshots.installReceived(fileName: request.fileName, offer: request.offer, responseWindow: responseWindow) } catch {
+            shared.snapshotInstall.complete(.failed("\(error)"))
+            return 1
+        }
+        for session in sessions.values { session.isOpen = false }
+        sessions.removeAll()
+        service = pristineService
+        sessionTable = state.sessions
+        timers = state.timers
+        cluster.time = state.timestamp
+        cluster.logPosition = state.position
+        appliedPosition = state.position
+        suspended = state.suspended
+        replay = nil
+        try startService()
+        shared.suspended.store(suspended, ordering: .releasing)
+        shared.appliedPosition.store(state.position.rawValue, ordering: .releasing)
+        shared.lastSnapshotPosition.store(state.position.rawValue, ordering: .releasing)
+        shared.replayDone.store(true, ordering: .releasing)
+        eventHandler?("the service restarted from \(entry), received from the leader")
+        shared.snapshotInstall.complete(.installed(state, entry))
+        shared.wakeConsensus()
+        return 1
     }
 
     /// Fires the timer if the event names its current scheduling and its deadline has come

@@ -1,3 +1,4 @@
+import KeelArchive
 import KeelCore
 import KeelService
 import Synchronization
@@ -52,6 +53,12 @@ public final class SharedNodeState: Sendable {
     public let exitRequested = Atomic<Bool>(false)
     /// What the service agent tells the consensus agent (timers, service closes, applied position).
     public let serviceRequests = ServiceRequestQueue()
+    /// A snapshot received from the leader, on its way from the consensus agent to the service
+    /// agent (which installs it) and back.
+    public let snapshotInstall = SnapshotInstallHandoff()
+    /// The newest snapshot in this node's archive (kept by the service agent): what a leader ships
+    /// to a follower that needs positions before its log start.
+    public let newestSnapshot = Mutex<SnapshotEntry?>(nil)
     /// Wakes the service agent (its idle strategy may be waiting in the kernel).
     public let wakeService: @Sendable () -> Void
     /// Wakes the consensus agent (egress was queued).

@@ -74,11 +74,25 @@ public struct SnapshotChunkFrame {
         into buffer: UnsafeMutableRawBufferPointer, term: Term, snapshotID: Int64, snapshotPosition: LogPosition,
         snapshotTerm: Term, totalBytes: Int64, offset: Int64, chunk: UnsafeRawBufferPointer
     ) -> Int {
+        precondition(chunk.count <= maxChunkBytes, "chunk larger than one frame")
+        buffer.wireCopy(chunk, at: fixedBytes)
+        return encodeInPlace(
+            into: buffer, term: term, snapshotID: snapshotID, snapshotPosition: snapshotPosition, snapshotTerm: snapshotTerm,
+            totalBytes: totalBytes, offset: offset, chunkLength: chunk.count)
+    }
+
+    /// Outbound encoder for a chunk already at `buffer[64..<64 + chunkLength]` (read there straight
+    /// from the snapshot file, no copy): writes the fixed part with the chunk's CRC32C; returns the frame length.
+    @discardableResult
+    public static func encodeInPlace(
+        into buffer: UnsafeMutableRawBufferPointer, term: Term, snapshotID: Int64, snapshotPosition: LogPosition,
+        snapshotTerm: Term, totalBytes: Int64, offset: Int64, chunkLength: Int
+    ) -> Int {
         precondition(term.rawValue >= 0 && snapshotID >= 0 && snapshotPosition.rawValue >= 0, "bad snapshot identity")
         precondition(snapshotTerm.rawValue >= 0 && snapshotTerm <= term, "snapshot term beyond the sender's term")
-        precondition(offset >= 0 && offset <= totalBytes && Int64(chunk.count) <= totalBytes - offset, "chunk outside the snapshot")
-        precondition(chunk.count <= maxChunkBytes, "chunk larger than one frame")
-        let length = fixedBytes + chunk.count
+        precondition(offset >= 0 && offset <= totalBytes && Int64(chunkLength) <= totalBytes - offset, "chunk outside the snapshot")
+        precondition(chunkLength >= 0 && chunkLength <= maxChunkBytes, "chunk larger than one frame")
+        let length = fixedBytes + chunkLength
         FrameHeader.write(into: buffer, length: length, type: .snapshotChunk)
         buffer.wireStore(term.rawValue, at: 8)
         buffer.wireStore(snapshotID, at: 16)
@@ -86,9 +100,8 @@ public struct SnapshotChunkFrame {
         buffer.wireStore(snapshotTerm.rawValue, at: 32)
         buffer.wireStore(totalBytes, at: 40)
         buffer.wireStore(offset, at: 48)
-        buffer.wireStore(CRC32C.checksum(chunk), at: 56)
-        buffer.wireStore(UInt32(chunk.count), at: 60)
-        buffer.wireCopy(chunk, at: fixedBytes)
+        buffer.wireStore(CRC32C.checksum(UnsafeRawBufferPointer(rebasing: buffer[fixedBytes..<length])), at: 56)
+        buffer.wireStore(UInt32(chunkLength), at: 60)
         return length
     }
 }

@@ -29,6 +29,9 @@ public enum WireMessage {
     case timeoutNow(TimeoutNowFrame)
     case snapshotChunk(SnapshotChunkFrame)
     case caughtUp(CaughtUpFrame)
+    case snapshotOffer(SnapshotOfferFrame)
+    case snapshotAck(SnapshotAckFrame)
+    case snapshotAbort(SnapshotAbortFrame)
 
     /// Inbound decoder: validates `frame` (exactly one whole frame, as `FrameStreamDecoder` yields)
     /// against the layout its type byte names. Throws a typed rejection for anything malformed.
@@ -73,6 +76,9 @@ public enum WireMessage {
         case .timeoutNow: self = .timeoutNow(try TimeoutNowFrame(validating: frame))
         case .snapshotChunk: self = .snapshotChunk(try SnapshotChunkFrame(validating: frame))
         case .caughtUp: self = .caughtUp(try CaughtUpFrame(validating: frame))
+        case .snapshotOffer: self = .snapshotOffer(try SnapshotOfferFrame(validating: frame))
+        case .snapshotAck: self = .snapshotAck(try SnapshotAckFrame(validating: frame))
+        case .snapshotAbort: self = .snapshotAbort(try SnapshotAbortFrame(validating: frame))
         }
     }
 
@@ -106,6 +112,9 @@ public enum WireMessage {
         case .timeoutNow: .timeoutNow
         case .snapshotChunk: .snapshotChunk
         case .caughtUp: .caughtUp
+        case .snapshotOffer: .snapshotOffer
+        case .snapshotAck: .snapshotAck
+        case .snapshotAbort: .snapshotAbort
         }
     }
 }

@@ -56,6 +56,9 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case timeoutNow = 0x36
     case snapshotChunk = 0x37
     case caughtUp = 0x38
+    case snapshotOffer = 0x39
+    case snapshotAck = 0x3A
+    case snapshotAbort = 0x3B
 
     /// True for the handshake layouts, which are frozen across protocol versions so that peers of
     /// different versions can still tell each other precisely why they cannot talk.
@@ -90,6 +93,9 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .timeoutNow: "timeout-now"
         case .snapshotChunk: "snapshot-chunk"
         case .caughtUp: "caught-up"
+        case .snapshotOffer: "snapshot-offer"
+        case .snapshotAck: "snapshot-ack"
+        case .snapshotAbort: "snapshot-abort"
         }
     }
 }

@@ -155,6 +155,24 @@ enum FrameSamples {
             return encoded {
                 CaughtUpFrame.encode(into: $0, term: Term(int(natural)), position: LogPosition(int(natural)), bootID: rng.next())
             }
+        case .snapshotOffer:
+            let term = int(0...1000)
+            return encoded {
+                SnapshotOfferFrame.encode(
+                    into: $0, term: Term(term), snapshotID: int(natural), snapshotPosition: LogPosition(int(natural)),
+                    snapshotTerm: Term(int(0...term)), totalBytes: int(160...1 << 40), wholeCRC: UInt32(truncatingIfNeeded: rng.next()))
+            }
+        case .snapshotAck:
+            return encoded {
+                SnapshotAckFrame.encode(
+                    into: $0, term: Term(int(natural)), snapshotID: int(natural), nextOffset: int(natural),
+                    status: SnapshotAckStatus(rawValue: UInt8(int(0...2)))!)
+            }
+        case .snapshotAbort:
+            return encoded {
+                SnapshotAbortFrame.encode(
+                    into: $0, term: Term(int(natural)), snapshotID: int(natural), reason: SnapshotAbortReason(rawValue: UInt16(int(1...5)))!)
+            }
         case .snapshotChunk:
             let term = int(0...1000), chunk = blob(maxVariableBytes)
             let offset = int(0...1 << 30), total = offset + Int64(chunk.count) + int(0...1)

@@ -32,6 +32,9 @@ private func typedRejection(_ type: MessageType, _ frame: UnsafeRawBufferPointer
         case .timeoutNow: _ = try TimeoutNowFrame(validating: frame)
         case .snapshotChunk: _ = try SnapshotChunkFrame(validating: frame)
         case .caughtUp: _ = try CaughtUpFrame(validating: frame)
+        case .snapshotOffer: _ = try SnapshotOfferFrame(validating: frame)
+        case .snapshotAck: _ = try SnapshotAckFrame(validating: frame)
+        case .snapshotAbort: _ = try SnapshotAbortFrame(validating: frame)
         }
         return nil
     } catch {

@@ -124,6 +124,16 @@ func reencode(_ message: WireMessage) -> [UInt8] {
         encoded { TimeoutNowFrame.encode(into: $0, term: f.term) }
     case .caughtUp(let f):
         encoded { CaughtUpFrame.encode(into: $0, term: f.term, position: f.position, bootID: f.bootID) }
+    case .snapshotOffer(let f):
+        encoded {
+            SnapshotOfferFrame.encode(
+                into: $0, term: f.term, snapshotID: f.snapshotID, snapshotPosition: f.snapshotPosition, snapshotTerm: f.snapshotTerm,
+                totalBytes: f.totalBytes, wholeCRC: f.wholeCRC)
+        }
+    case .snapshotAck(let f):
+        encoded { SnapshotAckFrame.encode(into: $0, term: f.term, snapshotID: f.snapshotID, nextOffset: f.nextOffset, status: f.status) }
+    case .snapshotAbort(let f):
+        encoded { SnapshotAbortFrame.encode(into: $0, term: f.term, snapshotID: f.snapshotID, reason: f.reason) }
     case .snapshotChunk(let f):
         encoded(capacity: f.bytes.count) {
             SnapshotChunkFrame.encode(

@@ -23,6 +23,14 @@ public protocol SnapshotKeeping: AnyObject {
     var recoveredName: String? { get }
     /// Closes the recovered snapshot's file (the service has read it).
     func finishRecovery()
+    /// The newest snapshot in the archive, if any.
+    var newestEntry: SnapshotEntry? { get }
+    /// Adopts a snapshot received from the leader (`SnapshotReceiving.finish()`'s file) into the
+    /// archive and opens it as `recover` does: returns its consensus state and entry, keeps its
+    /// service section for `takeServiceReader()`. Throws (the archive unchanged) when it fails.
+    func installReceived(fileName: String, offer: SnapshotOffer, responseWindow: ResponseWindowLimits) throws -> (ConsensusSnapshotState, SnapshotEntry)
+    /// Removes a received snapshot's file that is not installed after all.
+    func discardReceived(fileName: String)
 }
 
 /// Where in the log a snapshot is taken: the end of the marker entry, its term and cluster time.
@@ -121,6 +129,15 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
             throw ConfigurationError(unusableAfterCompaction(logStart: logStart, logEnd: logEnd, olderValid: found?.entry))
         }
         guard let found else { return nil }
+        let state = try open(found, responseWindow: responseWindow)
+        shared?.snapshotsLoaded.add(1, ordering: .relaxed)
+        shared?.lastSnapshotPosition.store(state.position.rawValue, ordering: .relaxed)
+        eventHandler?("restarting from snapshot \(found.entry.id) at position \(state.position.rawValue) (term \(state.term.rawValue), \(found.entry.lengthBytes) bytes)")
+        return state
+    }
+
+    /// Decodes a verified snapshot's consensus state and keeps its service section for `takeServiceReader()`.
+    private func open(_ found: SnapshotLoad<S>, responseWindow: ResponseWindowLimits) throws -> ConsensusSnapshotState {
         let name = "\(archive.storage.location)/\(found.entry.fileName)"
         guard let consensusReader = try found.reader(for: .consensusState) else {
             throw ConfigurationError("snapshot \(name) holds no consensus state")
@@ -136,9 +153,6 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
         load = found
         serviceReader = try found.reader(for: .serviceState)
         recovered = found.entry
-        shared?.snapshotsLoaded.add(1, ordering: .relaxed)
-        shared?.lastSnapshotPosition.store(state.position.rawValue, ordering: .relaxed)
-        eventHandler?("restarting from snapshot \(found.entry.id) at position \(state.position.rawValue) (term \(state.term.rawValue), \(found.entry.lengthBytes) bytes)")
         return state
     }
 
@@ -156,6 +170,34 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
         }
         let detail = reasons.isEmpty ? "the archive holds no snapshot" : reasons.joined(separator: "; ")
         return "the log was compacted to start at position \(logStart.rawValue), so this member can restart only from a snapshot at or after it, and none is usable: \(detail). Serving from an older state would be wrong: restore a good snapshot into \(archive.storage.location), or empty this member's directory so that it rejoins from a snapshot of the leader"
+    }
+
+    public var newestEntry: SnapshotEntry? { archive.snapshots().last }
+
+    public func discardReceived(fileName: String) {
+        try? archive.storage.deleteFile(fileName)
+    }
+
+    public func installReceived(fileName: String, offer: SnapshotOffer, responseWindow: ResponseWindowLimits) throws -> (ConsensusSnapshotState, SnapshotEntry) {
+        finishRecovery()
+        let entry = try archive.installReceived(fileName)
+        guard let found = archive.newestValidSnapshot(), found.entry == entry else {
+            throw ConfigurationError("\(entry), installed from the leader, is not the newest valid snapshot in \(archive.storage.location)")
+        }
+        let state: ConsensusSnapshotState
+        do { state = try open(found, responseWindow: responseWindow) } catch {
+            found.close()
+            throw error
+        }
+        guard state.position == offer.position, state.term == offer.term else {
+            finishRecovery()
+            throw ConfigurationError("\(entry) holds the state at \(state.position.rawValue) in term \(state.term.rawValue); the leader offered \(offer)")
+        }
+        do { try archive.removeSnapshots(keepingNewest: keepNewest) } catch {
+            eventHandler?("removing old snapshots failed (kept; retried after the next one): \(error)")
+        }
+        eventHandler?("installed \(entry) received from the leader (\(offer))")
+        return (state, entry)
     }
 
     /// Newer snapshots the last `recover` rejected.

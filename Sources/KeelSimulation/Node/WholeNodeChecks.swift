@@ -81,6 +81,11 @@ final class WholeNodeChecks {
         }
     }
 
+    /// Member `index`'s disk is about to be wiped: it holds nothing (in durable mode too).
+    func wiped(_ index: Int) {
+        heldWhileDown[index] = 0
+    }
+
     /// Durable mode survives any power loss; replicated mode only while no other member is still
     /// catching up after one (the simulation keeps to the promise's precondition).
     func mayLosePower(_ index: Int) -> Bool {

@@ -9,7 +9,9 @@ import KeelService
 public final class WholeNodeCluster {
     /// One member: its disk outlives its processes; the rest is one process incarnation.
     public final class Member {
-        public let disk: SimulatedDisk
+        public internal(set) var disk: SimulatedDisk
+        /// The disk was wiped once: the member restarts as one rejoining (`ClusterConfiguration.rejoining`).
+        public internal(set) var wiped = false
         public internal(set) var transport: SimulatedTransport
         public internal(set) var consensus: ConsensusAgent<SimulatedStorage, SimulatedTransport, SimulatedClock>
         public internal(set) var service: ServiceAgent<RecordingEchoService>
@@ -72,11 +74,15 @@ public final class WholeNodeCluster {
     /// marker), at seeded moments, so that both placements and the moves between them run under faults.
     var placementRandom: SeededRandom
 
+    /// The disks' fault model (a wiped member gets a new disk of the same model).
+    let diskFaults: SimulatedFaultModel
+
     public init(
         seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel,
         snapshotIntervalBytes: Int64? = nil, compactionSlackBytes: Int64? = nil
     ) throws {
         self.seed = seed
+        self.diskFaults = diskFaults
         self.durability = durability
         self.snapshotIntervalBytes = snapshotIntervalBytes
         self.compactionSlackBytes = compactionSlackBytes
@@ -99,8 +105,9 @@ public final class WholeNodeCluster {
         if Self.traceEvents { print(events[events.count - 1]) }
     }
 
-    func makeMember(_ index: Int, disk: SimulatedDisk, bootID: UInt64, incarnation: Int) throws -> Member {
+    func makeMember(_ index: Int, disk: SimulatedDisk, bootID: UInt64, incarnation: Int, wiped: Bool = false) throws -> Member {
         var configuration = try ClusterConfiguration(clusterName: "nodesim", members: endpoints, selfID: MemberID(Int32(index)), durability: durability)
+        configuration.rejoining = wiped
         configuration.segmentLengthBytes = 1 << 20
         configuration.maxMessageBytes = 64 << 10
         // Partitions and crashes must not end the session (that would void exactly-once for what
@@ -134,6 +141,7 @@ public final class WholeNodeCluster {
             memberID: configuration.selfID, members: configuration.members.map(\.id), keepNewest: configuration.snapshotsKept,
             configuration: ArchiveConfiguration(chunkPayloadBytes: 4096))
         snapshots.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
+        consensus.enableSnapshotShipping(archiveStorage: SimulatedStorage(disk: disk, directory: "archive"))
         let restored = try snapshots.recover(logStart: consensus.log.startPosition, logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
         if let restored { consensus.restore(from: restored) }
         let recorder = ApplyRecorder()
@@ -149,6 +157,7 @@ public final class WholeNodeCluster {
         let member = Member(
             disk: disk, transport: transport, consensus: consensus, service: service, recorder: recorder, shared: shared, snapshots: snapshots)
         member.restoredFrom = restored?.position
+        member.wiped = wiped
         member.bootID = bootID
         member.incarnation = incarnation
         return member
@@ -239,6 +248,27 @@ public final class WholeNodeCluster {
         note("FAULT m\(index) power loss")
     }
 
+    /// Stops member `index` and gives it a new, empty disk (same member id): it restarts as a member
+    /// rejoining with its state forgotten.
+    func wipe(_ index: Int) {
+        members[index].isUp = false
+        members[index].transport.crash()
+        members[index].bootID += 1
+        members[index].wiped = true
+        let incarnation = UInt64(members[index].incarnation + 1)
+        members[index].disk = SimulatedDisk(
+            seed: seed &* 7 &+ UInt64(index) &+ incarnation &* 1_000_003,
+            configuration: SimulatedDiskConfiguration(name: "disk\(index)w\(incarnation)", faults: diskFaults))
+        note("FAULT m\(index) wiped (a new empty disk)")
+    }
+
+    /// Moves the leader's log start up to its newest snapshot (as compaction would).
+    func moveLeaderLogStart() throws -> Bool {
+        guard let leader = leaders.first, let start = try members[leader].consensus.moveLogStartToNewestSnapshot() else { return false }
+        note("m\(leader) log start moved to \(start.rawValue)")
+        return true
+    }
+
     /// Arms a cut in member `index`'s archive storage `operations` storage operations from now.
     func armSnapshotCut(_ index: Int, afterOperations operations: Int, powerLoss: Bool) {
         let storage = members[index].snapshots.archive.storage
@@ -268,7 +298,7 @@ public final class WholeNodeCluster {
     func restart(_ index: Int) throws {
         precondition(!members[index].isUp, "stop the member before restarting it")
         let old = members[index]
-        members[index] = try makeMember(index, disk: old.disk, bootID: old.bootID, incarnation: old.incarnation + 1)
+        members[index] = try makeMember(index, disk: old.disk, bootID: old.bootID, incarnation: old.incarnation + 1, wiped: old.wiped)
         note("m\(index) restarted (boot \(old.bootID), snapshot \(members[index].restoredFrom.map { "\($0.rawValue)" } ?? "none"), appended \(members[index].consensus.log.appendedPosition.rawValue), durable \(members[index].consensus.log.durablePosition.rawValue))")
     }
 }

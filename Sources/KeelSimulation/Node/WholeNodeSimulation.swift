@@ -142,6 +142,7 @@ struct WholeNodeRun {
     /// Restarts a member, counting what its previous incarnation did with snapshots.
     mutating func restart(_ index: Int) throws {
         result.snapshotsTaken += Int(cluster.members[index].shared.snapshotsTaken.load(ordering: .relaxed))
+        result.snapshotsInstalled += cluster.members[index].consensus.snapshotsInstalled
         try cluster.restart(index)
         if cluster.members[index].restoredFrom != nil { result.restartsFromSnapshot += 1 }
     }
@@ -158,10 +159,14 @@ struct WholeNodeRun {
     }
 
     mutating func injectFault() {
+        // As compaction would after snapshots: members down or cut off meanwhile then need a snapshot.
+        if options.snapshots && options.logStartMoves && random.chance(0.5) && (try? cluster.moveLeaderLogStart()) == true {
+            result.logStartMoves += 1
+        }
         let index = pickMember()
         let host = cluster.endpoints[index].host
         let other = cluster.endpoints[(index + 1 + Int(random.integer(in: 0...1))) % 3].host
-        switch random.integer(in: 0...6) {
+        switch random.integer(in: 0...(options.snapshots ? 7 : 6)) {
         case 0 where options.processCrashes && cluster.members[index].isUp:
             checks.willStop(index)
             cluster.crash(index)
@@ -190,6 +195,13 @@ struct WholeNodeRun {
             } else {
                 cluster.armSnapshotCut(index, afterOperations: Int(random.integer(in: 0...40)), powerLoss: powerLoss)
             }
+        case 6 where options.snapshots && options.wipes && cluster.members.allSatisfy({ $0.isUp && !$0.consensus.isCatchingUp })
+            && checks.mayLosePower(index):
+            checks.willLosePower(index)
+            checks.wiped(index)
+            cluster.wipe(index)
+            result.wipes += 1
+            restartAtNanos[index] = nowNanos + random.integer(in: 20_000_000...1_500_000_000)
         default:
             return
         }
@@ -236,6 +248,7 @@ struct WholeNodeRun {
             return
         }
         result.snapshotsTaken += cluster.members.reduce(0) { $0 + Int($1.shared.snapshotsTaken.load(ordering: .relaxed)) }
+        result.snapshotsInstalled += cluster.members.reduce(0) { $0 + $1.consensus.snapshotsInstalled }
         result.healToConvergedNanos = nowNanos - healedNanos
         result.appliedEntries = cluster.members[0].recorder.applied.count
         result.membersStillCatchingUp = checks.membersStillCatchingUp

@@ -32,6 +32,13 @@ public struct WholeNodeSimulationOptions: Sendable {
     /// behind the oldest kept snapshot (drawn per seed from half this…this), and crashes and power losses
     /// are armed to strike right after a log-start move. nil: no compaction.
     public var compactionSlackMaxBytes: Int64?
+    /// With snapshots: whether the leader's log start is moved up to its newest snapshot now and
+    /// then (as compaction does), so members that are behind — down, cut off, or wiped — are
+    /// caught up by a snapshot shipped from the leader.
+    public var logStartMoves = true
+    /// With snapshots: whether a member's whole disk is wiped now and then (it restarts empty,
+    /// same member id, and rejoins through a shipped snapshot).
+    public var wipes = true
     /// How many of the last events a result carries (for failure reports).
     public var eventsReported = 40
 
@@ -69,6 +76,10 @@ public struct WholeNodeSimulationResult: Sendable {
     /// Snapshots written, and restarts that loaded one (over every member and incarnation).
     public var snapshotsTaken = 0
     public var restartsFromSnapshot = 0
+    /// Times a leader moved its log start up, members wiped, and snapshots installed from a leader.
+    public var logStartMoves = 0
+    public var wipes = 0
+    public var snapshotsInstalled = 0
     /// Cuts that struck inside snapshot writing or right after a log-start move.
     public var snapshotCutsStruck = 0
     /// Log-start moves (over every member and incarnation), and the highest log start at the end.

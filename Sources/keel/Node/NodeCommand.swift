@@ -73,6 +73,9 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("segment-mib"), help: "Log segment size in MiB (fixed when DIR is created; at least twice the largest message).")
     var segmentMiB: Int64 = 64
 
+    @Flag(name: .customLong("rejoin"), help: "This member's directory was lost (wiped, a new disk): if DIR holds no state, rejoin the running cluster non-voting until the leader has caught it up (by a snapshot if its log no longer starts at 0). Harmless when DIR holds state.")
+    var rejoin = false
+
     func run() throws {
         do {
             guard let durability = DurabilityMode(rawValue: sync) else {
@@ -107,6 +110,7 @@ struct NodeCommand: ParsableCommand {
             configuration.compactionSlackBytes = noCompaction ? nil : compactionSlackMiB << 20
             guard segmentMiB >= 1, segmentMiB <= 1 << 20 else { throw ConfigurationError("--segment-mib must be 1…1048576") }
             configuration.segmentLengthBytes = segmentMiB << 20
+            configuration.rejoining = rejoin
             var authenticator: any Authenticator = AcceptAllAuthenticator()
             if let secretFile {
                 authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile), administrators: administrators)

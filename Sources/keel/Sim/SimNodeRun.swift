@@ -55,6 +55,9 @@ private struct WholeNodeSummary {
     var healMillis: [Int64] = []
     var snapshotsTaken = 0
     var restartsFromSnapshot = 0
+    var logStartMoves = 0
+    var wipes = 0
+    var snapshotsInstalled = 0
     var snapshotCuts = 0
     var compactions = 0
     var seedsCompacted = 0
@@ -71,6 +74,9 @@ private struct WholeNodeSummary {
         if let nanos = result.healToConvergedNanos { healMillis.append(nanos / 1_000_000) }
         snapshotsTaken += result.snapshotsTaken
         restartsFromSnapshot += result.restartsFromSnapshot
+        logStartMoves += result.logStartMoves
+        wipes += result.wipes
+        snapshotsInstalled += result.snapshotsInstalled
         snapshotCuts += result.snapshotCutsStruck
         compactions += result.compactions
         if result.highestLogStart > 0 { seedsCompacted += 1 }
@@ -93,6 +99,7 @@ private struct WholeNodeSummary {
         }
         if options.snapshots {
             Swift.print("  snapshots        \(snapshotsTaken) written, \(restartsFromSnapshot) restarts from one, \(snapshotCuts) crashes or power losses inside snapshot writing\(options.compactionSlackMaxBytes != nil ? " or right after a log-start move" : "")")
+            Swift.print("  shipping         \(logStartMoves) leader log-start moves (test hook), \(wipes) members wiped, \(snapshotsInstalled) snapshots installed from a leader")
         }
         if options.compactionSlackMaxBytes != nil {
             Swift.print("  compaction       \(compactions) log-start moves; \(seedsCompacted) of \(seeds) seeds ended with a log start past 0")
