@@ -94,8 +94,9 @@ extension ReplicatedLog {
     /// Moves the log start forward to `position` (a committed frame boundary; compaction after a
     /// snapshot): records the start and the term before it durably, then deletes every segment file
     /// that lies wholly before it. The runtime makes sure no reader still reads those segments.
-    /// Returns the names of the segment files deleted. (A crash after the record is durable but
-    /// before the deletions are leaves files wholly before the start, which recovery removes.)
+    /// Returns the names of the segment files deleted. The directory is not synced: a deletion a
+    /// power loss undoes leaves a file wholly before the durable start, which recovery removes (and
+    /// a directory sync here cost the caller's thread up to a journal commit).
     @discardableResult
     public func moveStart(to position: LogPosition) throws(LogError) -> [String] {
         precondition(!batchOpen, "commit or abandon the open batch before moving the log start")
@@ -114,7 +115,6 @@ extension ReplicatedLog {
             do { try storage.deleteFile(segment.name) } catch { throw .storage(error) }
             removed.append(segment.name)
         }
-        if !removed.isEmpty { do { try storage.syncDirectory() } catch { throw .storage(error) } }
         return removed
     }
 

@@ -73,7 +73,12 @@ struct CompactionProcessTests {
             round += 1
         }
         let commit = cluster.counter(0, .commitPosition) ?? 0
-        print("compaction process test: \(commit) bytes of log in \(round) rounds; log directories peaked at \(largest) bytes (bound \(Self.boundBytes))")
+        // How long each log-start move held the consensus thread (start record sync, unlinks, directory sync).
+        let moveMicros = cluster.members.flatMap { cluster.lines($0.id, containing: "segments deleted in ") }.compactMap { line -> Int? in
+            guard let range = line.range(of: "segments deleted in ") else { return nil }
+            return Int(line[range.upperBound...].prefix { $0.isNumber })
+        }.sorted()
+        print("compaction process test: \(commit) bytes of log in \(round) rounds; log directories peaked at \(largest) bytes (bound \(Self.boundBytes)); \(moveMicros.count) log-start moves, median \(moveMicros.isEmpty ? 0 : moveMicros[moveMicros.count / 2]) us, max \(moveMicros.last ?? 0) us")
         #expect(commit >= 2 * Self.boundBytes, "the log grew only to \(commit) bytes in \(round) rounds")
         for member in cluster.members {
             let id = member.id
@@ -83,7 +88,8 @@ struct CompactionProcessTests {
             #expect(start > 0 && start % (Self.segmentMiB << 20) == 0, "member \(id)'s log start is \(start)")
             #expect(!cluster.lines(id, containing: "log compacted: start").isEmpty)
             let snapshots = cluster.archiveFiles(id).filter { $0.hasSuffix(".snap") }
-            #expect(snapshots.count == Int(Self.kept), "member \(id)'s archive: \(cluster.archiveFiles(id))")
+            // K kept, and one more for a moment while a snapshot is renamed into place before the oldest goes.
+            #expect(snapshots.count >= Int(Self.kept) && snapshots.count <= Int(Self.kept) + 1, "member \(id)'s archive: \(cluster.archiveFiles(id))")
         }
 
         // Every member at once, by kill -9: each restarts from a snapshot at or after its log start.

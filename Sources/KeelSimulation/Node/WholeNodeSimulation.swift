@@ -244,7 +244,12 @@ struct WholeNodeRun {
             let state = cluster.members.enumerated().map { index, member in
                 "m\(index) \(member.consensus.role)\(member.consensus.isCatchingUp ? " (catching up)" : "") term \(member.consensus.term.rawValue) log start \(member.consensus.log.startPosition.rawValue) commit \(member.consensus.commitPosition.rawValue) appended \(member.consensus.log.appendedPosition.rawValue) applied \(member.recorder.applied.count) timers pending \(member.service.timers.count)"
             }
-            checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount)); \(state.joined(separator: "; "))")
+            // A member whose log ends before the leader's log start can only be caught up by the
+            // leader's snapshot (issue 10 §2): say so, as that is the likely cause.
+            let leaderStart = cluster.leaders.first.map { cluster.members[$0].consensus.log.startPosition } ?? .zero
+            let behind = cluster.members.indices.filter { cluster.members[$0].consensus.log.appendedPosition < leaderStart }
+            let cause = behind.isEmpty ? "" : " — \(behind.map { "m\($0)" }.joined(separator: ", ")) ends before the leader's log start \(leaderStart.rawValue) and needs its snapshot shipped"
+            checks.fail("liveness: not converged \(options.livenessBoundNanos / 1_000_000) ms after healing (client acknowledged \(client.acknowledged.count) of \(options.requestCount))\(cause); \(state.joined(separator: "; "))")
             return
         }
         result.snapshotsTaken += cluster.members.reduce(0) { $0 + Int($1.shared.snapshotsTaken.load(ordering: .relaxed)) }
