@@ -38,6 +38,8 @@ let package = Package(
         // C: liburing (system library) and tiny OS shims Swift cannot reach directly.
         .systemLibrary(name: "CLiburing", pkgConfig: "liburing", providers: [.apt(["liburing-dev"])]),
         .target(name: "CKeelShims"),
+        // C: OpenSSL's libcrypto (system library): HMAC-SHA256 for member authentication.
+        .systemLibrary(name: "CKeelCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
         // C: CRC32C with the SSE4.2 instruction and a portable fallback. Pure compute, no OS calls.
         .target(name: "CKeelChecksum"),
         // Fixed-layout frames and codecs over raw bytes.
@@ -55,7 +57,7 @@ let package = Package(
         // The public service API: ClusteredService, Cluster, ClientSession.
         .target(name: "KeelService", dependencies: ["KeelCore"], swiftSettings: swiftSettings),
         // Consensus agent, service agent, timers, sessions; generic over Storage / Transport / Clock.
-        .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService"], swiftSettings: swiftSettings),
+        .target(name: "KeelRuntime", dependencies: ["KeelCore", "KeelWire", "KeelRaft", "KeelLog", "KeelArchive", "KeelService", "CKeelCrypto"], swiftSettings: swiftSettings),
         // ClusterNode: the runtime wired to io_uring for production.
         .target(name: "KeelNode", dependencies: ["KeelRuntime", "KeelService", "KeelIO", "KeelCore"], swiftSettings: swiftSettings),
         // ClusterClient over plain sockets.

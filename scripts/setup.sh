@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what building Keel needs on Debian, when missing: liburing-dev (io_uring) and pkg-config.
+# Installs what building Keel needs on Debian, when missing: liburing-dev (io_uring), libssl-dev
+# (libcrypto's HMAC-SHA256 for member authentication) and pkg-config.
 # Runs apt-get as root, or through sudo. Prints what it does; does nothing when all is present.
 set -euo pipefail
 
@@ -12,6 +13,9 @@ missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 if ! pkg-config --exists liburing 2>/dev/null && [ ! -f /usr/include/liburing.h ]; then
   missing+=(liburing-dev)
+fi
+if ! pkg-config --exists libcrypto 2>/dev/null && [ ! -f /usr/include/openssl/hmac.h ]; then
+  missing+=(libssl-dev)
 fi
 # Optional extras used by benchmarks when present: rsvg-convert turns the percentile plot SVG into PNG.
 if [ "${KEEL_SETUP_EXTRAS:-0}" = 1 ] && ! command -v rsvg-convert >/dev/null 2>&1; then

@@ -27,4 +27,11 @@ public protocol Transport: AnyObject {
     func close(_ connection: ConnectionID)
     /// Moves the completions that have arrived into `completions`, without blocking.
     func reapCompletions(into completions: inout IOCompletionBuffer)
+    /// The address at the other end of an open connection (`host:port`), for messages; nil when
+    /// the transport cannot tell.
+    func peerAddress(_ connection: ConnectionID) -> String?
+}
+
+extension Transport {
+    public func peerAddress(_ connection: ConnectionID) -> String? { nil }
 }

@@ -106,6 +106,13 @@ public struct ClusterConfiguration: Sendable {
     /// Where this member connects to reach a member, when not at its listed address (e.g. through
     /// a fault proxy on that one link). Local to this member: not part of the digest.
     public var memberRoutes: [MemberID: (host: String, port: UInt16)] = [:]
+    /// The cluster secret (`keel node --cluster-secret-file`, 1…4096 bytes): when set, every member
+    /// connection is authenticated by an HMAC-SHA256 challenge/response over both sides' nonces
+    /// (`MemberProof`), and a peer that cannot prove it is refused. Every member must have the same
+    /// one; it never crosses the wire and is not part of the digest.
+    public var clusterSecret: [UInt8]? {
+        didSet { precondition(clusterSecret.map { !$0.isEmpty && $0.count <= 4096 } ?? true, "a cluster secret is 1…4096 bytes") }
+    }
 
     public init(clusterName: String, members: [MemberEndpoint], selfID: MemberID, durability: DurabilityMode) throws(ConfigurationError) {
         guard !clusterName.isEmpty, clusterName.utf8.count <= 200, clusterName.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {

@@ -2,21 +2,38 @@ import KeelCore
 import KeelRaft
 import KeelWire
 
-// Member connections: the handshake (cluster id, member id, configuration digest), then Raft frames.
+// Member connections: the handshake (cluster id, member id, configuration digest), with a cluster
+// secret the proof of it (ConsensusAgent+MemberAuthentication.swift), then Raft frames.
 extension ConsensusAgent {
     func handleMemberFrame(_ message: WireMessage, on connection: PeerConnection) throws {
+        // Refused: the refusal is on its way out, and nothing more from the peer matters.
+        guard !connection.closeAfterFlush else { return }
         if !connection.isEstablished {
             switch message {
             case .handshake(let frame): handshake(frame, on: connection)
             case .handshakeRefused(let frame):
                 counters?.handshakesRefused.increment()
                 reconnectAtNanos[connection.member ?? configuration.selfID] = nowNanos &+ 2_000_000_000
-                close(connection, reason: "member \(connection.member?.rawValue ?? -1) refused the handshake: \(frame.mismatch): \(frame.detail)")
-            default: close(connection, reason: "\(message.type) before the handshake")
+                let text = "member \(connection.member?.rawValue ?? -1) at \(peerAddress(of: connection)) refused the handshake: \(frame.mismatch): \(frame.detail)"
+                if frame.mismatch == .clusterSecret { reportError(.handshake, text) }
+                close(connection, reason: text)
+            case .memberAuthentication(let frame): memberAuthentication(frame, on: connection)
+            default:
+                if let authentication = connection.memberAuthentication, authentication.handshakeAccepted {
+                    refuseSecret(on: connection, "sent \(message.type) without proving the cluster secret (it has no --cluster-secret-file?)",
+                                 peerHasSecret: false)
+                } else {
+                    close(connection, reason: "\(message.type) before the handshake")
+                }
             }
             return
         }
         guard let member = connection.member else { return }
+        if case .memberAuthentication = message, configuration.clusterSecret == nil {
+            // Established without a proof: this member has no secret, the peer has one.
+            refuseSecret(on: connection, "presents a cluster secret, but this member has no --cluster-secret-file", peerHasSecret: true)
+            return
+        }
         if try handleSnapshotFrame(message, from: member, on: connection) { return }
         guard let raft = RaftWireCodec.decode(message) else {
             close(connection, reason: "unexpected \(message.type) from member \(member.rawValue)")
@@ -29,19 +46,16 @@ extension ConsensusAgent {
         try stepAppend(append, term: raft.term, bytes: frame.logBytes, from: member)
     }
 
-    /// Checks a peer's handshake; answers an inbound one with ours or with a refusal naming the difference.
+    /// Checks a peer's handshake; answers an inbound one with ours or with a refusal naming the
+    /// difference. With a cluster secret, the connection is established only once the peer's proof
+    /// is verified (`memberAuthentication(_:on:)`).
     private func handshake(_ frame: HandshakeFrame, on connection: PeerConnection) {
         let inbound = connection.kind == .memberInbound
         if let refusal = mismatch(frame, expectedMember: inbound ? nil : connection.member) {
             counters?.handshakesRefused.increment()
             if inbound {
-                let detail = Array(refusal.detail.utf8.prefix(WireProtocol.maxDetailBytes))
-                let length = detail.withUnsafeBytes { text in
-                    HandshakeRefusedFrame.encode(into: scratch, mismatch: refusal.mismatch, expected: refusal.expected, actual: refusal.actual, detail: text)
-                }
-                enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
-                connection.closeAfterFlush = true
-                reportError(.handshake, "refused member handshake: \(refusal.detail)")
+                refuse(connection, refusal.mismatch, expected: refusal.expected, actual: refusal.actual, detail: refusal.detail)
+                reportError(.handshake, "refused member handshake from \(peerAddress(of: connection)): \(refusal.detail)")
             } else {
                 reconnectAtNanos[connection.member!] = nowNanos &+ 2_000_000_000
                 close(connection, reason: "handshake from member \(connection.member!.rawValue) refused: \(refusal.detail)")
@@ -50,15 +64,47 @@ extension ConsensusAgent {
         }
         let member = frame.memberID
         if inbound {
+            guard connection.member == nil else {
+                close(connection, reason: "a second handshake from member \(member.rawValue)")
+                return
+            }
             let length = HandshakeFrame.encode(into: scratch, clientOrMember: configuration)
             enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
             connection.member = member
         }
+        if configuration.clusterSecret != nil {
+            handshakeAccepted(on: connection)
+            return
+        }
+        establish(connection, member: member)
+    }
+
+    /// Raft frames may flow on `connection` from now on.
+    func establish(_ connection: PeerConnection, member: MemberID) {
         // A newer connection from a member replaces an older one (the member restarted).
         if let old = peers[member], old !== connection { close(old, reason: "replaced by a new connection") }
         connection.isEstablished = true
         peers[member] = connection
         event("connected to member \(member.rawValue)")
+    }
+
+    /// Sends a handshake refusal and closes the connection once that is sent.
+    func refuse(_ connection: PeerConnection, _ mismatch: HandshakeMismatch, expected: UInt64, actual: UInt64, detail: String) {
+        let bytes = Array(detail.utf8.prefix(WireProtocol.maxDetailBytes)).map { $0 < 0x20 || $0 == 0x7F ? 0x20 : $0 }
+        let length = bytes.withUnsafeBytes { text in
+            HandshakeRefusedFrame.encode(into: scratch, mismatch: mismatch, expected: expected, actual: actual, detail: text)
+        }
+        enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+        connection.closeAfterFlush = true
+    }
+
+    /// `host:port` of the other end, for messages.
+    func peerAddress(of connection: PeerConnection) -> String {
+        if case .memberOutbound(let member) = connection.kind, let endpoint = configuration.endpoint(of: member) {
+            let route = configuration.memberRoutes[member] ?? (endpoint.host, endpoint.memberPort)
+            return "\(route.host):\(route.port)"
+        }
+        return transport.peerAddress(connection.id) ?? "an unknown address"
     }
 
     private struct Refusal {

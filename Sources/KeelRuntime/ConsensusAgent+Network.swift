@@ -103,6 +103,7 @@ extension ConsensusAgent {
         let length = HandshakeFrame.encode(
             into: scratch, clientOrMember: configuration)
         _ = enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
+        sendNonceIfAuthenticating(on: connection)
         postReceive(connection)
     }
 

@@ -36,6 +36,9 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
     /// Issues session secrets (leader only; the secret travels in the open entry). The system's
     /// generator, or a seeded one when the agent was given a seed (simulation).
     var secretSource: () -> UInt64
+    /// Nonces of the member authentication (with a cluster secret): the OS's random source
+    /// (`SystemRandomNumberGenerator` is getrandom(2) on Linux), or a seeded one in simulation.
+    var nonceSource: () -> UInt64
 
     let transport: T
     let clock: C
@@ -136,8 +139,14 @@ public final class ConsensusAgent<S: Storage, T: Transport, C: Clock>: Agent {
         if let seed {
             var secrets = SeededRandom(seed: seed ^ 0x5EC2_E75E_C2E7_5EC2)
             secretSource = { secrets.next() }
+            var nonces = SeededRandom(seed: seed ^ 0x0A0C_E5EE_D0A0_CE5E)
+            nonceSource = { nonces.next() }
         } else {
             secretSource = {
+                var system = SystemRandomNumberGenerator()
+                return system.next()
+            }
+            nonceSource = {
                 var system = SystemRandomNumberGenerator()
                 return system.next()
             }

@@ -24,8 +24,10 @@ final class PeerConnection {
     let sendQueue: SendQueue
     /// The member at the other end, once its handshake was accepted (or the outbound target).
     var member: MemberID?
-    /// Handshake done: Raft frames may flow.
+    /// Handshake done (and, with a cluster secret, the peer's proof verified): Raft frames may flow.
     var isEstablished = false
+    /// Member, with a cluster secret: the nonces exchanged so far.
+    var memberAuthentication: MemberAuthentication?
     /// An outbound connect completed.
     var isConnected: Bool
     var receiveInFlight = false

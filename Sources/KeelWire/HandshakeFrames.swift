@@ -72,6 +72,9 @@ public enum HandshakeMismatch: UInt16, Sendable, CaseIterable, CustomStringConve
     case protocolVersion = 4
     /// The peer claims this member's own id, or one already connected (`actual` is the member id).
     case duplicateMember = 5
+    /// The peer did not prove the cluster secret: a wrong secret, or one side has none configured
+    /// (`expected`/`actual` are 1 when that side has a secret, else 0).
+    case clusterSecret = 6
 
     public var description: String {
         switch self {
@@ -80,6 +83,7 @@ public enum HandshakeMismatch: UInt16, Sendable, CaseIterable, CustomStringConve
         case .configurationDigest: "cluster configuration differs"
         case .protocolVersion: "protocol version differs"
         case .duplicateMember: "member id already connected"
+        case .clusterSecret: "cluster secret not proven"
         }
     }
 }
@@ -101,7 +105,7 @@ public enum HandshakeMismatch: UInt16, Sendable, CaseIterable, CustomStringConve
 ///  32 |     detail: detailLen ≤ 1024 bytes of UTF-8 text, no controls ...
 ///     +---------------------------------------------------------------+
 /// mismatch: 1 cluster id, 2 unknown member, 3 configuration digest, 4 protocol version,
-/// 5 duplicate member. length = 32 + detailLen.
+/// 5 duplicate member, 6 cluster secret. length = 32 + detailLen.
 /// ```
 public struct HandshakeRefusedFrame {
     public let bytes: UnsafeRawBufferPointer

@@ -20,6 +20,7 @@ public enum WireMessage {
     case adminResponse(AdminResponseFrame)
     case handshake(HandshakeFrame)
     case handshakeRefused(HandshakeRefusedFrame)
+    case memberAuthentication(MemberAuthenticationFrame)
     case appendEntries(AppendEntriesFrame)
     case appendResponse(AppendResponseFrame)
     case heartbeat(HeartbeatFrame)
@@ -67,6 +68,7 @@ public enum WireMessage {
         case .adminResponse: self = .adminResponse(try AdminResponseFrame(validating: frame))
         case .handshake: self = .handshake(try HandshakeFrame(validating: frame))
         case .handshakeRefused: self = .handshakeRefused(try HandshakeRefusedFrame(validating: frame))
+        case .memberAuthentication: self = .memberAuthentication(try MemberAuthenticationFrame(validating: frame))
         case .appendEntries: self = .appendEntries(try AppendEntriesFrame(validating: frame))
         case .appendResponse: self = .appendResponse(try AppendResponseFrame(validating: frame))
         case .heartbeat: self = .heartbeat(try HeartbeatFrame(validating: frame))
@@ -103,6 +105,7 @@ public enum WireMessage {
         case .adminResponse: .adminResponse
         case .handshake: .handshake
         case .handshakeRefused: .handshakeRefused
+        case .memberAuthentication: .memberAuthentication
         case .appendEntries: .appendEntries
         case .appendResponse: .appendResponse
         case .heartbeat: .heartbeat

@@ -5,6 +5,8 @@
 public enum WireProtocol {
     /// The protocol version this build speaks, carried in every frame header.
     /// Bump it whenever any layout (other than the frozen handshake layouts) changes.
+    /// Version 2 gained, without a bump, the optional member-authentication frame (0x22): no layout
+    /// changed, and only members configured with a cluster secret send it.
     public static let version: UInt8 = 2
     /// Bytes of the frame header every frame begins with.
     public static let headerBytes = 8
@@ -46,6 +48,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     // Member ⇄ member, first frames on a connection.
     case handshake = 0x20
     case handshakeRefused = 0x21
+    case memberAuthentication = 0x22
     // Member ⇄ member: the Raft core's messages and snapshot transfer.
     case appendEntries = 0x30
     case appendResponse = 0x31
@@ -84,6 +87,7 @@ public enum MessageType: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .adminResponse: "admin-response"
         case .handshake: "handshake"
         case .handshakeRefused: "handshake-refused"
+        case .memberAuthentication: "member-authentication"
         case .appendEntries: "append-entries"
         case .appendResponse: "append-response"
         case .heartbeat: "heartbeat"

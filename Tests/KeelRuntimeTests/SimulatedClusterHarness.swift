@@ -46,10 +46,16 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
     var events: [String] = []
     let makeService: (Int) -> Service
     let snapshotting: Snapshotting?
+    /// Each member's cluster secret (`ClusterConfiguration.clusterSecret`), by index.
+    let clusterSecrets: [[UInt8]?]
 
-    init(seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil, makeService: @escaping (Int) -> Service) throws {
+    init(
+        seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil, clusterSecrets: [[UInt8]?] = [nil, nil, nil],
+        makeService: @escaping (Int) -> Service
+    ) throws {
         self.makeService = makeService
         self.snapshotting = snapshotting
+        self.clusterSecrets = clusterSecrets
         self.seed = seed
         self.durability = durability
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: .none)
@@ -71,6 +77,7 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
             configuration.snapshotsKept = snapshotting.kept
             configuration.compactionSlackBytes = snapshotting.compactionSlackBytes
         }
+        configuration.clusterSecret = clusterSecrets[index]
         return configuration
     }
 
@@ -150,8 +157,10 @@ final class SimulatedClusterHarness<Service: ClusteredService> {
 }
 
 extension SimulatedClusterHarness where Service == EchoService {
-    convenience init(seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil) throws {
-        try self.init(seed: seed, durability: durability, snapshotting: snapshotting) { _ in EchoService() }
+    convenience init(
+        seed: UInt64, durability: DurabilityMode = .durable, snapshotting: Snapshotting? = nil, clusterSecrets: [[UInt8]?] = [nil, nil, nil]
+    ) throws {
+        try self.init(seed: seed, durability: durability, snapshotting: snapshotting, clusterSecrets: clusterSecrets) { _ in EchoService() }
     }
 }
 

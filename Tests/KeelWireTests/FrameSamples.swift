@@ -115,6 +115,10 @@ enum FrameSamples {
                         actual: rng.next(), detail: detail)
                 }
             }
+        case .memberAuthentication:
+            return (0..<MemberAuthenticationFrame.valueBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }.withUnsafeBytes { value in
+                encoded { MemberAuthenticationFrame.encode(into: $0, step: MemberAuthenticationStep.allCases.randomElement(using: &rng)!, value: value) }
+            }
         case .appendEntries:
             let term = int(1...1000), entryTerm = int(1...term), prevTerm = int(0...entryTerm)
             let prev = int(natural)

@@ -44,6 +44,25 @@ import Testing
         }
     }
 
+    @Test func memberAuthentication() throws {
+        let value = (0..<32).map { UInt8($0) }
+        let bytes = value.withUnsafeBytes { value in encoded { MemberAuthenticationFrame.encode(into: $0, step: .proof, value: value) } }
+        #expect(bytes == hex("""
+            30000000 02 22 0000  0200 000000000000
+            000102030405060708090a0b0c0d0e0f 101112131415161718191a1b1c1d1e1f
+            """))
+        try withBytes(bytes) { raw in
+            let frame = try MemberAuthenticationFrame(validating: raw)
+            #expect(frame.step == .proof && Array(frame.value) == value)
+        }
+        var badStep = bytes
+        badStep[8] = 3
+        #expect(rejection(of: badStep) == .fieldOutOfRange(field: "step", value: 3))
+        var reserved = bytes
+        reserved[12] = 1
+        #expect(rejection(of: reserved) == .fieldOutOfRange(field: "reserved", value: 1))
+    }
+
     @Test func appendEntriesCarriesLogBytesBehindItsHeader() throws {
         let log: [UInt8] = [0xDE, 0xAD, 0xBE, 0xEF]
         let bytes = log.withUnsafeBytes { logBytes in

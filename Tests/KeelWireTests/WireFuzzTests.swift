@@ -23,6 +23,7 @@ private func typedRejection(_ type: MessageType, _ frame: UnsafeRawBufferPointer
         case .adminResponse: _ = try AdminResponseFrame(validating: frame)
         case .handshake: _ = try HandshakeFrame(validating: frame)
         case .handshakeRefused: _ = try HandshakeRefusedFrame(validating: frame)
+        case .memberAuthentication: _ = try MemberAuthenticationFrame(validating: frame)
         case .appendEntries: _ = try AppendEntriesFrame(validating: frame)
         case .appendResponse: _ = try AppendResponseFrame(validating: frame)
         case .heartbeat: _ = try HeartbeatFrame(validating: frame)

@@ -96,6 +96,8 @@ func reencode(_ message: WireMessage) -> [UInt8] {
         encoded {
             HandshakeRefusedFrame.encode(into: $0, mismatch: f.mismatch, expected: f.expected, actual: f.actual, detail: f.detailBytes)
         }
+    case .memberAuthentication(let f):
+        encoded { MemberAuthenticationFrame.encode(into: $0, step: f.step, value: f.value) }
     case .appendEntries(let f):
         encoded(capacity: f.bytes.count) {
             AppendEntriesFrame.encode(

@@ -94,6 +94,11 @@ public final class IOUringTransport: Transport {
         UInt16(bigEndian: try SocketAddress.local(of: connection.rawValue).sin_port)
     }
 
+    public func peerAddress(_ connection: ConnectionID) -> String? {
+        guard kind(of: connection) == .connection, let address = SocketAddress.peer(of: connection.rawValue) else { return nil }
+        return SocketAddress.describe(address)
+    }
+
     public func submitAccept(_ listener: ConnectionID, token: IOToken) throws(IOError) {
         precondition(kind(of: listener) == .listener, "\(listener) is not an open listener of this transport")
         try ring.queueAccept(owner: ringOwner, descriptor: listener.rawValue, token: token)

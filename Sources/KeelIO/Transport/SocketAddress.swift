@@ -35,6 +35,19 @@ enum SocketAddress {
     }
 }
 
+extension SocketAddress {
+    /// The address at the other end of a connected socket, or nil (not connected, or not IPv4).
+    static func peer(of descriptor: Int32) -> sockaddr_in? {
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let result = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
+        }
+        guard result == 0, address.sin_family == sa_family_t(AF_INET) else { return nil }
+        return address
+    }
+}
+
 /// Sets an integer socket option; throws naming the option.
 func setSocketOption(_ descriptor: Int32, level: Int32, option: Int32, value: Int32, name: String, operation: IOOperation) throws(IOError) {
     var value = value

@@ -129,6 +129,10 @@ public final class SimulatedTransport: Transport {
         isCrashed = true
     }
 
+    public func peerAddress(_ connection: ConnectionID) -> String? {
+        endpointsByID[connection.rawValue].map { "\($0.remoteHost) (simulated)" }
+    }
+
     // MARK: Used by the network
 
     func makeEndpoint(remoteHost: String) -> SimulatedEndpoint {

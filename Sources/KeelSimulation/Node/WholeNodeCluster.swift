@@ -73,13 +73,15 @@ public final class WholeNodeCluster {
     /// KeelNode's adaptive threading does (there: few entries per cycle, held before a snapshot
     /// marker), at seeded moments, so that both placements and the moves between them run under faults.
     var placementRandom: SeededRandom
+    /// The cluster secret every member proves on its member connections (nil: none).
+    let clusterSecret: [UInt8]?
 
     /// The disks' fault model (a wiped member gets a new disk of the same model).
     let diskFaults: SimulatedFaultModel
 
     public init(
         seed: UInt64, durability: DurabilityMode, networkFaults: SimulatedNetworkFaults, diskFaults: SimulatedFaultModel,
-        snapshotIntervalBytes: Int64? = nil, compactionSlackBytes: Int64? = nil
+        snapshotIntervalBytes: Int64? = nil, compactionSlackBytes: Int64? = nil, clusterSecret: [UInt8]? = nil
     ) throws {
         self.seed = seed
         self.diskFaults = diskFaults
@@ -87,6 +89,7 @@ public final class WholeNodeCluster {
         self.snapshotIntervalBytes = snapshotIntervalBytes
         self.compactionSlackBytes = compactionSlackBytes
         placementRandom = SeededRandom(seed: seed ^ 0x9A1A_CE0F_5E2F_1CE5)
+        self.clusterSecret = clusterSecret
         network = SimulatedNetwork(seed: seed, timeSource: time, faults: networkFaults)
         endpoints = (0..<3).map { MemberEndpoint(id: MemberID(Int32($0)), host: "10.0.0.\($0 + 1)", memberPort: 9010, clientPort: 9020) }
         for index in 0..<3 {
@@ -119,6 +122,7 @@ public final class WholeNodeCluster {
         // Compaction deletes whole segments: small ones (two of the largest frames) so it happens.
         configuration.compactionSlackBytes = compactionSlackBytes
         if compactionSlackBytes != nil { configuration.segmentLengthBytes = 192 << 10 }
+        configuration.clusterSecret = clusterSecret
         let transport = network.makeTransport(host: endpoints[index].host)
         let shared = SharedNodeState()
         let egress = EgressQueue(capacityBytes: 1 << 20)
@@ -134,6 +138,8 @@ public final class WholeNodeCluster {
             if event.hasPrefix("log compacted"), let powerLoss = self.compactionCutsArmed.removeValue(forKey: index) {
                 self.compactionCutsDue[index] = powerLoss
             }
+            // Every member has the same secret: no member may ever be refused for it.
+            if event.contains("cluster secret") { self.onProblem?(index, "a member was refused for the cluster secret (\(event))") }
         }
         // Small chunks, so a snapshot is many writes and a cut can land between any two.
         let snapshots = try NodeSnapshots(

@@ -62,9 +62,11 @@ struct WholeNodeRun {
         let interval: Int64? = options.snapshots ? random.integer(in: (32 << 10)...(256 << 10)) : nil
         var slack: Int64?
         if options.snapshots, let maximum = options.compactionSlackMaxBytes { slack = random.integer(in: (maximum / 2)...maximum) }
+        // A third of the seeds authenticate member connections with a cluster secret.
+        let secret: [UInt8]? = seed % 3 == 2 ? Array("nodesim secret \(seed)".utf8) : nil
         cluster = try WholeNodeCluster(
             seed: seed, durability: options.mode, networkFaults: networkFaults, diskFaults: disk, snapshotIntervalBytes: interval,
-            compactionSlackBytes: slack)
+            compactionSlackBytes: slack, clusterSecret: secret)
         client = WholeNodeClient(
             network: cluster.network, endpoints: cluster.endpoints, time: cluster.time,
             requestCount: options.requestCount, windowRequests: options.windowRequests, random: &random)

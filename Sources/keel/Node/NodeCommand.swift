@@ -55,6 +55,9 @@ struct NodeCommand: ParsableCommand {
     @Option(name: .customLong("admin"), help: "With --secret-file: a client NAME allowed to send admin requests (repeatable).")
     var administrators: [String] = []
 
+    @Option(name: .customLong("cluster-secret-file"), help: "Members prove to each other that they know this file's contents (HMAC-SHA256 challenge/response; a trailing newline is ignored); a peer that cannot is refused. Every member needs the same file.")
+    var clusterSecretFile: String?
+
     @Option(name: .customLong("session-timeout-ms"), help: "Close a session silent (no request, no keep-alive) for this long.")
     var sessionTimeoutMillis: Int64 = 10_000
 
@@ -111,9 +114,12 @@ struct NodeCommand: ParsableCommand {
             guard segmentMiB >= 1, segmentMiB <= 1 << 20 else { throw ConfigurationError("--segment-mib must be 1…1048576") }
             configuration.segmentLengthBytes = segmentMiB << 20
             configuration.rejoining = rejoin
+            if let clusterSecretFile {
+                configuration.clusterSecret = try Self.readSecret(clusterSecretFile, option: "--cluster-secret-file")
+            }
             var authenticator: any Authenticator = AcceptAllAuthenticator()
             if let secretFile {
-                authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile), administrators: administrators)
+                authenticator = SharedSecretAuthenticator(secret: try Self.readSecret(secretFile, option: "--secret-file"), administrators: administrators)
             } else if !administrators.isEmpty {
                 throw ConfigurationError("--admin needs --secret-file (without one every client may administer)")
             }
@@ -139,13 +145,14 @@ struct NodeCommand: ParsableCommand {
         let node = try ClusterNode(
             configuration: configuration, directory: directory, service: instance, threading: Self.threading(threading, shared: sharedThread),
             authenticator: authenticator)
-        printToStandardError("keel node \(memberID): io_uring available; service \(service); cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)")
+        let membersAuthenticated = configuration.clusterSecret == nil ? "" : "; members authenticated with the cluster secret"
+        printToStandardError("keel node \(memberID): io_uring available; service \(service); cluster '\(clusterID)' \(configuration.canonicalDescription), dir \(directory)\(membersAuthenticated)")
         try node.runUntilTerminated()
     }
 
-    /// The shared secret in `path`: its bytes without one trailing newline; 1…4096 bytes.
-    static func readSecret(_ path: String) throws -> [UInt8] {
-        guard let file = fopen(path, "rb") else { throw ConfigurationError("cannot read --secret-file \(path)") }
+    /// The shared secret in `path` (given as `option`): its bytes without one trailing newline; 1…4096 bytes.
+    static func readSecret(_ path: String, option: String) throws -> [UInt8] {
+        guard let file = fopen(path, "rb") else { throw ConfigurationError("cannot read \(option) \(path)") }
         defer { fclose(file) }
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 4097)
@@ -156,7 +163,7 @@ struct NodeCommand: ParsableCommand {
         }
         if bytes.last == 0x0A { bytes.removeLast() }
         if bytes.last == 0x0D { bytes.removeLast() }
-        guard !bytes.isEmpty, bytes.count <= 4096 else { throw ConfigurationError("--secret-file \(path) must hold 1…4096 bytes") }
+        guard !bytes.isEmpty, bytes.count <= 4096 else { throw ConfigurationError("\(option) \(path) must hold 1…4096 bytes") }
         return bytes
     }
 }
