@@ -20,7 +20,16 @@ struct MemberHandshakeTests {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
         defer { buffer.deallocate() }
         let length = HandshakeFrame.encode(into: buffer, clusterID: 0xDEAD_BEEF, configurationDigest: 1, memberID: MemberID(1))
-        let reply = try RawConnection.sendAndCollect(port: target.memberPort, bytes: Array(buffer[0..<length]))
+        // A leader serving says a majority listens, not member 0 (slow to start on a loaded machine).
+        var reply: [UInt8] = []
+        for attempt in 0..<50 {
+            do {
+                reply = try RawConnection.sendAndCollect(port: target.memberPort, bytes: Array(buffer[0..<length]))
+                break
+            } catch let error as HarnessError where "\(error)".hasSuffix("errno \(ECONNREFUSED)") && attempt < 49 {
+                usleep(200_000)
+            }
+        }
 
         let refusal = try reply.withUnsafeBytes { bytes in try HandshakeRefusedFrame(validating: bytes) }
         #expect(refusal.mismatch == .clusterID)
