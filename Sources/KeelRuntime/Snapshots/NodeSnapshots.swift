@@ -169,7 +169,7 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
             }
         }
         let detail = reasons.isEmpty ? "the archive holds no snapshot" : reasons.joined(separator: "; ")
-        return "the log was compacted to start at position \(logStart.rawValue), so this member can restart only from a snapshot at or after it, and none is usable: \(detail). Serving from an older state would be wrong: restore a good snapshot into \(archive.storage.location), or empty this member's directory so that it rejoins from a snapshot of the leader"
+        return "the log was compacted to start at position \(logStart.rawValue), so this member can restart only from a snapshot at or after it, and none is usable: \(detail). Serving from an older state would be wrong: restore a good snapshot into \(archive.storage.location), or empty this member's directory and start it with --rejoin so that it rejoins from a snapshot of the leader"
     }
 
     public var newestEntry: SnapshotEntry? { archive.snapshots().last }
