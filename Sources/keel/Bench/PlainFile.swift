@@ -7,8 +7,9 @@ struct PlainFile {
     let descriptor: Int32
     let path: String
 
-    init(path: String) throws {
-        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    /// `extraFlags`: more open flags (O_DSYNC for the write-through sync measurement).
+    init(path: String, extraFlags: Int32 = 0) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | extraFlags, 0o644)
         guard fd >= 0 else { throw IOError(.open, errno: errno, subject: path) }
         descriptor = fd
         self.path = path
