@@ -12,7 +12,8 @@ struct ClusterControlState {
     var suspendedAtEnd = false
     /// Leader: a shutdown entry is in the log after `logEndAtStart` (nothing more is appended).
     var shuttingDown = false
-    /// Leader: the shutdown entry is appended; later batches are dropped.
+    /// Leader: the shutdown entry is in the batch, or appended (later batches are then dropped).
+    var shutdownInBatch = false
     var shutdownInLog = false
     /// The log's end when the agent started: a shutdown entry before it is history.
     var logEndAtStart: LogPosition = .zero
@@ -60,17 +61,28 @@ extension ConsensusAgent {
         if action != .shutdown && control.suspendedAtEnd == (action == .suspend) && control.pendingAnswers.isEmpty {
             return (.ok, "the cluster is already \(action == .suspend ? "suspended" : "serving") (log position \(log.appendedPosition.rawValue))")
         }
-        guard ingress.add(type: .clusterAction, sessionID: 0, correlationID: action.rawValue, payload: UnsafeRawBufferPointer(start: nil, count: 0)) else {
-            return (.failed, "the ingress batch is full; try again")
-        }
+        guard appendClusterAction(action) else { return (.failed, "the ingress batch is full; try again") }
+        control.pendingAnswers.append((connection, frame.correlationID, frame.requestType, nil))
+        return nil
+    }
+
+    /// Leader: puts a cluster-action entry in this cycle's batch (as an admin's suspend, resume or
+    /// shutdown does, with no one to answer); false when this member does not lead, is shutting
+    /// down, or the batch is full. Call on the agent's thread.
+    @discardableResult
+    public func appendClusterAction(_ action: ClusterAction) -> Bool {
+        guard core.role == .leader, !control.shuttingDown,
+              ingress.add(type: .clusterAction, sessionID: 0, correlationID: action.rawValue, payload: UnsafeRawBufferPointer(start: nil, count: 0))
+        else { return false }
         switch action {
         case .suspend: control.suspendedAtEnd = true
         case .resume: control.suspendedAtEnd = false
-        case .shutdown: control.shuttingDown = true
+        case .shutdown:
+            control.shuttingDown = true
+            control.shutdownInBatch = true
         }
-        control.pendingAnswers.append((connection, frame.correlationID, frame.requestType, nil))
-        event("admin: \(action) appended")
-        return nil
+        event("\(action) appended")
+        return true
     }
 
     private func startTransfer(_ frame: AdminRequestFrame, on connection: PeerConnection) -> (AdminStatus, String)? {
@@ -88,12 +100,28 @@ extension ConsensusAgent {
         return nil
     }
 
+    /// Leader: starts handing leadership to `target` (as an admin's transfer-leadership does, with
+    /// no one to answer); false when this member does not lead, a transfer is under way, or `target`
+    /// is itself or not a member. Call on the agent's thread.
+    public func startLeadershipTransfer(to target: MemberID) -> Bool {
+        guard core.role == .leader, !control.shuttingDown, core.leadershipTransferTarget == nil, target != configuration.selfID,
+              configuration.members.contains(where: { $0.id == target })
+        else { return false }
+        try? step(.transferLeadership(to: target))  // emits sends only: nothing to persist, nothing that throws
+        if core.leadershipTransferTarget == target { event("leadership transfer to member \(target.rawValue) started; client ingress paused") }
+        return core.leadershipTransferTarget == target
+    }
+
     /// Leader: the batch holding pending actions was appended, ending at `end` (or refused).
     func controlBatchAppended(endingAt end: LogPosition?) {
+        if control.shutdownInBatch {
+            control.shutdownInBatch = false
+            control.shutdownInLog = end != nil
+            control.shuttingDown = end != nil
+        }
         for index in control.pendingAnswers.indices where control.pendingAnswers[index].end == nil {
             if let end {
                 control.pendingAnswers[index].end = end
-                if control.pendingAnswers[index].type == .shutdown { control.shutdownInLog = true }
             } else {
                 let pending = control.pendingAnswers[index]
                 answerAdmin(pending.correlationID, pending.type, .failed, "the leader could not append the entry; try again", on: pending.connection)
@@ -157,6 +185,7 @@ extension ConsensusAgent {
         control.transfer = nil
         control.suspendedAtEnd = control.committedSuspended
         control.shuttingDown = false
+        control.shutdownInBatch = false
         control.shutdownInLog = false
     }
 

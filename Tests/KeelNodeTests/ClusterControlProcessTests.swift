@@ -63,7 +63,6 @@ struct ClusterControlProcessTests {
         #expect(notOK.isEmpty, "\(notOK.count) deposits not answered ok")
         let total = try sendAll(client, [BankRequest.total.encoded()]).first.map { try BankResponse.decode($0).first }
         #expect(total == expected, "deposits lost or applied twice: total \(String(describing: total)), expected \(expected)")
-        #expect(client.leaderMemberID?.rawValue == targets[1])
         #expect(client.reattachments >= 2, "the client followed \(client.reattachments) leader changes")
         #expect(cluster.members.allSatisfy { cluster.lines($0.id, containing: "leadership transfer to member").count <= 1 })
     }
@@ -125,7 +124,7 @@ struct ClusterControlProcessTests {
         #expect(wrong.isEmpty, "\(wrong.count) keys lost or wrong, first: key-\(wrong.first ?? -1)")
     }
 
-    @Test("shutdown: every member writes a final snapshot at the same position and exits 0, the tool waits for them; a restart of all loads those snapshots with nothing to replay and every key reads back", .timeLimit(.minutes(3)))
+    @Test("shutdown of a suspended cluster: every member writes a final snapshot at the same position and exits 0, the tool waits for them; a restart of all loads those snapshots with nothing to replay, comes back suspended (refuses), and after resume every key reads back", .timeLimit(.minutes(3)))
     func shutdownThenRestart() throws {
         let cluster = try NodeCluster(service: "kv")
         defer { cluster.shutdown() }
@@ -135,6 +134,9 @@ struct ClusterControlProcessTests {
         try client.connect()
         try KeyValueLoad.write(client, 0..<300)
         client.close()
+        // Suspended before the shutdown: the state is in the final snapshots.
+        let suspended = try tool(cluster, ["suspend"], name: "suspend")
+        #expect(suspended.status == 0, "\(suspended)")
 
         let waits = cluster.members.flatMap { ["--wait-dir", $0.directory] }
         let result = try tool(cluster, ["shutdown"] + waits, name: "shutdown")
@@ -160,6 +162,21 @@ struct ClusterControlProcessTests {
         }
         client = makeClient(cluster)
         try client.connect()
+        // Still suspended after the restart: a request is refused, and served once resumed.
+        guard case .accepted = client.offer(KeyValueRequest.get(key: Array("key-1".utf8)).encoded()) else {
+            Issue.record("offer not accepted")
+            return
+        }
+        var answered = 0
+        let clock = SystemClock(), until = clock.monotonicNanos() + 1_500_000_000
+        while clock.monotonicNanos() < until { try client.poll(waitingUpToNanos: 5_000_000) { _ in answered += 1 } }
+        #expect(answered == 0 && client.requestsRefused > 0, "answered \(answered), refused \(client.requestsRefused): not suspended after the restart")
+        let resumed = try tool(cluster, ["resume"], name: "resume")
+        #expect(resumed.status == 0, "\(resumed)")
+        let served = cluster.waitUntil(seconds: 20) {
+            (try? client.poll(waitingUpToNanos: 5_000_000) { _ in answered += 1 }) != nil && answered == 1
+        }
+        #expect(served, "the refused request was not answered after resume")
         let wrong = try KeyValueLoad.wrongKeys(client, 0..<300)
         #expect(wrong.isEmpty, "\(wrong.count) keys lost or wrong after the restart, first: key-\(wrong.first ?? -1)")
         for member in cluster.members {

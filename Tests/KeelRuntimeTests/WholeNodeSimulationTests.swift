@@ -15,6 +15,8 @@ struct WholeNodeSimulationTests {
         options.processCrashes = false
         options.powerLosses = false
         options.networkFaults = false
+        options.leadershipTransfers = false
+        options.suspensions = false
         let result = WholeNodeSimulation.run(seed: 1, options: options)
         #expect(result.violation == nil, "\(Self.report(result, options))")
         #expect(result.acknowledged == 60)

@@ -53,6 +53,8 @@ final class WholeNodeClient {
     var protocolViolation: String?
     /// Retried requests whose responses had left the window.
     private(set) var responsesUnavailable = 0
+    /// Requests refused because the cluster was suspended (each re-sent later).
+    private(set) var requestsRefused = 0
     /// Called at each first acknowledgement of a key.
     var onAcknowledged: ((Int64) -> Void)?
     /// Whether new keys may be sent (false while the simulation waits for convergence only).
@@ -255,6 +257,13 @@ final class WholeNodeClient {
                 acknowledge(Array(response.payload))
             case .requestRejected(let rejected):
                 lastProgressNanos = time.nowNanos
+                if rejected.reason == .clusterSuspended {
+                    // Not applied: reattach after a pause and re-send from it, in order (what was
+                    // sent after it could meet a resumed cluster and be refused as out of order).
+                    requestsRefused += 1
+                    failed()
+                    return
+                }
                 guard rejected.reason == .responseNoLongerAvailable,
                     let key = sequenceOfKey.first(where: { $0.value == rejected.sequence })?.key
                 else {

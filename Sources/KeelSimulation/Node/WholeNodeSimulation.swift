@@ -49,6 +49,10 @@ struct WholeNodeRun {
     let checks: WholeNodeChecks
     var restartAtNanos: [Int64?] = [nil, nil, nil]
     var healAtNanos: Int64?
+    /// A suspension lasts until then; after it the run keeps resuming the cluster (every 100 ms)
+    /// while a member still applies it as suspended.
+    var suspendedUntilNanos: Int64?
+    var nextResumeNanos: Int64 = 0
 
     init(seed: UInt64, options: WholeNodeSimulationOptions) throws {
         self.options = options
@@ -124,6 +128,7 @@ struct WholeNodeRun {
                 cluster.network.healAll()
                 cluster.note("FAULT heal all links")
             }
+            superviseSuspension()
             if nowNanos >= nextFaultNanos {
                 injectFault()
                 nextFaultNanos = nowNanos + nextInterval()
@@ -168,7 +173,8 @@ struct WholeNodeRun {
         let index = pickMember()
         let host = cluster.endpoints[index].host
         let other = cluster.endpoints[(index + 1 + Int(random.integer(in: 0...1))) % 3].host
-        switch random.integer(in: 0...(options.snapshots ? 7 : 6)) {
+        let draw = random.integer(in: 0...(options.snapshots ? 7 : 6))
+        switch draw {
         case 0 where options.processCrashes && cluster.members[index].isUp:
             checks.willStop(index)
             cluster.crash(index)
@@ -204,6 +210,16 @@ struct WholeNodeRun {
             cluster.wipe(index)
             result.wipes += 1
             restartAtNanos[index] = nowNanos + random.integer(in: 20_000_000...1_500_000_000)
+        case _ where draw == (options.snapshots ? 7 : 6) && (options.leadershipTransfers || options.suspensions):
+            guard let leader = cluster.leaders.first, cluster.members[leader].isUp else { return }
+            if options.suspensions && (!options.leadershipTransfers || random.chance(0.5)) {
+                guard suspend(leader) else { return }
+            } else {
+                let target = (leader + 1 + Int(random.integer(in: 0...1))) % 3
+                guard cluster.members[leader].consensus.startLeadershipTransfer(to: MemberID(Int32(target))) else { return }
+                cluster.note("FAULT transfer leadership m\(leader) → m\(target)")
+                result.leadershipTransfers += 1
+            }
         default:
             return
         }
@@ -229,6 +245,7 @@ struct WholeNodeRun {
         while nowNanos < deadline && checks.violation == nil {
             try cluster.round(client: client)
             checks.afterRound()
+            superviseSuspension()
             if client.isDone && nowNanos % 10_000_000 == 0 && checks.converged() && cluster.timersSettled
                 && checks.membersStillCatchingUp.isEmpty
             {

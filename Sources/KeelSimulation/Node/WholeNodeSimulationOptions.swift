@@ -39,6 +39,12 @@ public struct WholeNodeSimulationOptions: Sendable {
     /// With snapshots: whether a member's whole disk is wiped now and then (it restarts empty,
     /// same member id, and rejoins through a shipped snapshot).
     public var wipes = true
+    /// Whether the leader is told to hand leadership to another member (Raft's transfer, as
+    /// `keel tool transfer-leadership` does) among the faults.
+    public var leadershipTransfers = true
+    /// Whether the cluster is suspended (a cluster-action entry, as `keel tool suspend` appends) for
+    /// 20–800 ms among the faults, then resumed.
+    public var suspensions = true
     /// How many of the last events a result carries (for failure reports).
     public var eventsReported = 40
 
@@ -71,6 +77,10 @@ public struct WholeNodeSimulationResult: Sendable {
     /// Process crashes and power losses among them.
     public var processCrashes = 0
     public var powerLosses = 0
+    /// Leadership transfers started among them.
+    public var leadershipTransfers = 0
+    /// Suspensions started among them.
+    public var suspensions = 0
     /// Requests the client saw acknowledged.
     public var acknowledged = 0
     /// Snapshots written, and restarts that loaded one (over every member and incarnation).

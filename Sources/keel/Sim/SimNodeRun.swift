@@ -48,6 +48,8 @@ private struct WholeNodeSummary {
     var faults = 0
     var processCrashes = 0
     var powerLosses = 0
+    var transfers = 0
+    var suspensions = 0
     var acknowledged = 0
     var applied = 0
     var stops = 0
@@ -67,6 +69,8 @@ private struct WholeNodeSummary {
         faults += result.faultsInjected
         processCrashes += result.processCrashes
         powerLosses += result.powerLosses
+        transfers += result.leadershipTransfers
+        suspensions += result.suspensions
         acknowledged += result.acknowledged
         applied += result.appliedEntries
         if result.stoppedAfterMajorityPowerLoss { stops += 1 }
@@ -86,7 +90,7 @@ private struct WholeNodeSummary {
         let rate = elapsedSeconds > 0 ? Double(seeds) / elapsedSeconds : 0
         Swift.print("keel sim --node: 3 whole nodes, \(options.mode.rawValue) mode, \(options.requestCount) requests per seed")
         Swift.print("  seeds            \(seeds) in \(format(elapsedSeconds)) s (\(format(rate)) seeds/s)")
-        Swift.print("  faults           \(faults) (\(processCrashes) process crashes, \(powerLosses) power losses)")
+        Swift.print("  faults           \(faults) (\(processCrashes) process crashes, \(powerLosses) power losses, \(transfers) leadership transfers, \(suspensions) suspensions)")
         Swift.print("  acknowledged     \(acknowledged) requests")
         Swift.print("  applied          \(applied) session messages per replica, summed")
         if options.mode == .replicated {
