@@ -31,6 +31,9 @@ public final class Ring {
     private let cqeBatch: UnsafeMutablePointer<UnsafeMutablePointer<io_uring_cqe>?>
     private static let cqeBatchCapacity: UInt32 = 64
     private var wakeReadPosted = false
+    /// The eventfd wakers of rings this ring sent wake messages to: a message that fails (the target
+    /// ring not enabled yet, or gone) is delivered through the target's eventfd instead.
+    private var messageFallbacks: [Waker] = []
     private var isEnabled: Bool
     private var issuerThread: pthread_t?
 
@@ -212,8 +215,17 @@ public final class Ring {
         let userData = RingUserData(rawValue: entry.user_data)
         if userData == .liburingTimeout { return true }
         if userData.ownerTag == RingUserData.ringTag {
-            wakeReadPosted = false
-            if entry.res >= 0 { wakeUpCount += 1 }
+            switch userData.token.rawValue {
+            case Self.wakeReadToken:
+                wakeReadPosted = false
+                if entry.res >= 0 { wakeUpCount += 1 }
+            case Self.wakeMessageToken:
+                wakeUpCount += 1
+            default:
+                // A wake message this ring sent failed (only failures complete here): use the eventfd.
+                let index = Int(userData.token.rawValue - Self.firstFallbackToken)
+                if index < messageFallbacks.count { messageFallbacks[index].wake() }
+            }
             return true
         }
         let index = Int(userData.ownerTag) - 1
@@ -259,8 +271,38 @@ public final class Ring {
     private func postWakeRead() throws(IOError) {
         let entry = try nextSubmissionEntry()
         io_uring_prep_read(entry, waker.descriptor, raw.wakeReadBuffer, 8, 0)
-        io_uring_sqe_set_data64(entry, RingUserData(ownerTag: RingUserData.ringTag, operation: .wake, token: IOToken(0)).rawValue)
+        io_uring_sqe_set_data64(entry, RingUserData(ownerTag: RingUserData.ringTag, operation: .wake, token: IOToken(Self.wakeReadToken)).rawValue)
         wakeReadPosted = true
+    }
+
+    // MARK: Waking another ring
+
+    private static let wakeReadToken: UInt64 = 0
+    private static let wakeMessageToken: UInt64 = 1
+    private static let firstFallbackToken: UInt64 = 2
+
+    /// What another ring's thread needs to wake this ring through its own ring (`queueWake(_:)`).
+    public var doorbell: RingDoorbell { RingDoorbell(descriptor: raw.descriptor, waker: waker) }
+
+    /// Queues a wake-up of another ring (IORING_OP_MSG_RING): it goes to the kernel with this ring's
+    /// next submit — no system call of its own, unlike `Waker.wake()` — and arrives on the target as a
+    /// completion, which ends its `wait`, with no eventfd for the target to read and re-arm. Success
+    /// leaves no completion here (CQE_SKIP_SUCCESS); a failure (the target not enabled yet) wakes the
+    /// target through its eventfd instead, so a wake-up is never lost. Call on this ring's thread.
+    public func queueWake(_ doorbell: RingDoorbell) throws(IOError) {
+        let index: Int
+        if let known = messageFallbacks.firstIndex(where: { $0 === doorbell.waker }) {
+            index = known
+        } else {
+            messageFallbacks.append(doorbell.waker)
+            index = messageFallbacks.count - 1
+        }
+        let entry = try nextSubmissionEntry()
+        let message = RingUserData(ownerTag: RingUserData.ringTag, operation: .wake, token: IOToken(Self.wakeMessageToken))
+        io_uring_prep_msg_ring(entry, doorbell.descriptor, 0, message.rawValue, 0)
+        io_uring_sqe_set_data64(
+            entry, RingUserData(ownerTag: RingUserData.ringTag, operation: .wake, token: IOToken(Self.firstFallbackToken + UInt64(index))).rawValue)
+        io_uring_sqe_set_flags(entry, UInt32(1) << UInt32(IOSQE_CQE_SKIP_SUCCESS_BIT))
     }
 
     // MARK: Thread binding
@@ -296,4 +338,12 @@ public final class Ring {
         let entry = queue.sqes[Int(head & queue.ring_mask)]
         return RingUserData(rawValue: entry.user_data).operation
     }
+}
+
+/// Wakes one ring from another ring's thread (`Ring.queueWake(_:)`); carries the target's eventfd
+/// waker for when a message cannot be delivered.
+public struct RingDoorbell: Sendable {
+    let descriptor: Int32
+    /// The target ring's eventfd waker (what a failed message falls back to).
+    public let waker: Waker
 }

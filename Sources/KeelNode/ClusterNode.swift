@@ -64,9 +64,12 @@ public final class ClusterNode<Service: ClusteredService & SendableMetatype> {
             self.placement = placement
             // Only the consensus thread wakes the service agent, and only the service agent the
             // consensus thread: while both run on the consensus thread there is no one to wake.
+            // Each sends its wake-up through its own ring (IORING_OP_MSG_RING, with its next submit).
+            let toService = RingWakeSender(ring: consensusRing, target: serviceRing.doorbell)
+            let toConsensus = RingWakeSender(ring: serviceRing, target: consensusRing.doorbell)
             shared = SharedNodeState(
-                wakeService: { if placement.runsOnServiceThread { serviceWaker.wake() } },
-                wakeConsensus: { if placement.runsOnServiceThread { consensusWaker.wake() } })
+                wakeService: { if placement.runsOnServiceThread { toService.wake() } },
+                wakeConsensus: { if placement.runsOnServiceThread { toConsensus.wake() } })
         }
     }
 

@@ -15,6 +15,8 @@ final class ServiceHost<Service: ClusteredService>: Agent {
     let clock = SystemClock()
     var window: LoadWindow
     var lightWindows = WindowStreak()
+    /// Work (entries applied, mostly) in the current window.
+    var windowWork = 0
     var eventHandler: ((String) -> Void)?
 
     /// The service thread's ring (only to wait on while the agent comes back at the stop).
@@ -35,18 +37,22 @@ final class ServiceHost<Service: ClusteredService>: Agent {
     func doWork(nowNanos: Int64) throws -> Int {
         guard placement.owner == .serviceThread, let agent = placement.agent else { return 0 }
         let work = try agent.doWork(nowNanos: nowNanos)
+        windowWork += work
         guard let rules, let load = window.add(startNanos: nowNanos, endNanos: clock.monotonicNanos()) else { return work }
+        let entries = windowWork
+        windowWork = 0
         let consensusLoad = Double(placement.consensusLoadMillionths.load(ordering: .relaxed)) / 1_000_000
         let combined = load + consensusLoad
         // Restore and replay after a start stay here.
         let replayed = shared.replayDone.load(ordering: .acquiring)
-        if lightWindows.record(combined <= rules.moveInLoad && replayed) >= rules.moveInWindows {
+        let light = combined <= rules.moveInLoad && entries <= rules.moveInEntriesPerWindow && replayed
+        if lightWindows.record(light) >= rules.moveInWindows {
             lightWindows.reset()
             window.reset()
             agent.entriesPerCycleLimit = rules.entriesPerCycleOnConsensusThread
             agent.holdsSnapshotMarkers = true
             eventHandler?(
-                "service agent moves to the consensus thread (load \(percent(load)) service + \(percent(consensusLoad)) consensus over \(rules.moveInWindows) windows)")
+                "service agent moves to the consensus thread (load \(percent(load)) service + \(percent(consensusLoad)) consensus, \(entries) entries in the last of \(rules.moveInWindows) light windows)")
             placement.handOver(to: .consensusThread)
         }
         return work

@@ -21,6 +21,10 @@ public struct AdaptiveThreading: Sendable, Equatable {
     /// `moveOutLoad`, so that a load between the two keeps whichever placement it has.
     public var moveInLoad: Double = 0.2
     public var moveInWindows: Int = 10
+    /// ... and in which the service applied at most this many entries each. The busy share alone
+    /// misleads on an oversubscribed machine: a thread waiting for a core is not busy, yet one
+    /// thread then gets half the CPU that two would.
+    public var moveInEntriesPerWindow: Int = 256
     /// On the consensus thread the service applies at most this many entries per duty cycle; a
     /// backlog beyond them moves it to its own thread at once.
     public var entriesPerCycleOnConsensusThread: Int = 1024
@@ -128,4 +132,23 @@ struct WindowStreak {
         return count
     }
     mutating func reset() { count = 0 }
+}
+
+/// Wakes the other agent's ring through the calling thread's own ring (`Ring.queueWake`): the
+/// wake-up leaves with that ring's next submit instead of costing an eventfd `write` of its own.
+final class RingWakeSender: @unchecked Sendable {
+    // Safe because: `ClusterNode` calls `wake()` only on `ring`'s thread — the consensus agent wakes
+    // the service agent from the consensus thread, the service agent wakes the consensus agent only
+    // while it runs on the service thread (`ServicePlacement.runsOnServiceThread`).
+    private let ring: Ring
+    private let target: RingDoorbell
+
+    init(ring: Ring, target: RingDoorbell) {
+        self.ring = ring
+        self.target = target
+    }
+
+    func wake() {
+        do { try ring.queueWake(target) } catch { target.waker.wake() }
+    }
 }
