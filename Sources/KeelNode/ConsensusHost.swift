@@ -121,6 +121,11 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
             handOut(agent, placement, reason: "the service thread is stopping")
             return 0
         }
+        if shared.snapshotInstall.requestPending.load(ordering: .acquiring) {
+            // Loading a shipped snapshot may take long: never on this thread.
+            handOut(agent, placement, reason: "a shipped snapshot is to be installed")
+            return 0
+        }
         let applied = try agent.doWork(nowNanos: nowNanos)
         var work = applied
         if applied > 0 { work += try consensus.doWork(nowNanos: nowNanos) }
