@@ -8,9 +8,9 @@ public struct EchoService: ClusteredService, StateDigestible {
     public private(set) var messagesApplied: Int64 = 0
     /// Sessions currently open.
     public private(set) var openSessions = 0
-    /// A running checksum (FNV-1a) over every message applied, in order: equal on replicas that
-    /// applied the same messages in the same order.
-    public private(set) var digest: UInt64 = 0xcbf2_9ce4_8422_2325
+    /// A running checksum over every message applied, in order: equal on replicas that applied
+    /// the same messages in the same order (`EchoDigest`).
+    public private(set) var digest: UInt64 = EchoDigest.initial
 
     public init() {}
 
@@ -30,8 +30,8 @@ public struct EchoService: ClusteredService, StateDigestible {
 
     public mutating func onSessionMessage(_ session: ClientSession, timestamp: ClusterTime, message: UnsafeRawBufferPointer) {
         messagesApplied += 1
-        for byte in message { digest = (digest ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        digest = (digest ^ UInt64(bitPattern: session.id)) &* 0x100_0000_01b3
+        digest = EchoDigest.combine(digest, message)
+        digest = EchoDigest.combine(digest, UInt64(bitPattern: session.id))
         session.offer(message)
     }
 
@@ -49,5 +49,39 @@ public struct EchoService: ClusteredService, StateDigestible {
         var state = StateDigest()
         state.add(messagesApplied, Int64(openSessions), Int64(bitPattern: digest))
         return state
+    }
+}
+
+/// The echo service's running digest, a word at a time: each 8 bytes (little-endian; the last
+/// word zero-padded, then the length) are mixed in with one multiply, rotate and xor. A byte at a
+/// time (FNV-1a) was 4.4% of the leader at 300,000 msg/s of 32-byte messages. It only has to tell
+/// replicas that applied different messages apart, not resist an adversary.
+public enum EchoDigest {
+    public static let initial: UInt64 = 0xcbf2_9ce4_8422_2325
+
+    @inline(__always)
+    public static func combine(_ digest: UInt64, _ word: UInt64) -> UInt64 {
+        let mixed = (digest ^ word) &* 0x9E37_79B9_7F4A_7C15
+        return mixed ^ (mixed >> 29)
+    }
+
+    @inline(__always)
+    public static func combine(_ digest: UInt64, _ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        var digest = digest
+        var offset = 0
+        if let base = bytes.baseAddress {
+            while offset + 8 <= bytes.count {
+                digest = combine(digest, UInt64(littleEndian: base.loadUnaligned(fromByteOffset: offset, as: UInt64.self)))
+                offset += 8
+            }
+            if offset < bytes.count {
+                var last: UInt64 = 0
+                for index in offset..<bytes.count {
+                    last |= UInt64(base.load(fromByteOffset: index, as: UInt8.self)) << UInt64(8 * (index - offset))
+                }
+                digest = combine(digest, last)
+            }
+        }
+        return combine(digest, UInt64(bytes.count))
     }
 }

@@ -28,10 +28,10 @@ extension ConsensusAgent {
                 close(connection, reason: "request of \(frame.payload.count) bytes exceeds the ingress batch")
                 return
             }
-            sessionState.lastHeardNanos[frame.sessionID] = clusterNowNanos()
+            noteHeard(frame.sessionID)
         case .keepAlive(let frame):
             guard ownsSession(frame.sessionID, connection) else { return }
-            sessionState.lastHeardNanos[frame.sessionID] = clusterNowNanos()
+            noteHeard(frame.sessionID)
         case .close(let frame):
             guard ownsSession(frame.sessionID, connection) else { return }
             // The connection keeps the session until the close entry is applied, to hear session-closed.
@@ -112,6 +112,10 @@ extension ConsensusAgent {
     /// a record whose client's queue is full, to retry it next cycle.
     func drainEgress() -> Int {
         var work = 0
+        // The connection of the last record's session: runs of records for one session (a batch
+        // of responses) look the table up once. Only a session-closed record changes the table.
+        var lastSessionID: Int64 = 0
+        var lastConnection: PeerConnection?
         while let record = egress.peek() {
             defer { work += 1 }
             if record.kind == .closeSession {
@@ -120,7 +124,11 @@ extension ConsensusAgent {
                 egress.release()
                 continue
             }
-            guard core.role == .leader, let connection = sessions[record.sessionID], !connection.isClosed else {
+            if record.sessionID != lastSessionID {
+                lastSessionID = record.sessionID
+                lastConnection = sessions[record.sessionID]
+            }
+            guard core.role == .leader, let connection = lastConnection, !connection.isClosed else {
                 egress.release()
                 continue
             }
@@ -154,6 +162,7 @@ extension ConsensusAgent {
                 enqueue(UnsafeRawBufferPointer(rebasing: scratch[0..<length]), on: connection)
                 sessions.removeValue(forKey: record.sessionID)
                 connection.sessionIDs.removeAll { $0 == record.sessionID }
+                lastSessionID = 0
             case .requestRejected:
                 let expected = record.payload.loadUnaligned(fromByteOffset: 0, as: Int64.self)
                 let reason = RequestRejection(rawValue: record.payload.loadUnaligned(fromByteOffset: 8, as: UInt16.self)) ?? .sequenceOutOfOrder

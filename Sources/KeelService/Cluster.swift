@@ -17,19 +17,50 @@ public final class Cluster {
     /// This member's id.
     public let memberId: MemberID
     /// This member's current role.
-    public package(set) var role: ClusterRole = .follower
+    public package(set) var role: ClusterRole {
+        get { fields.pointee.role }
+        set { fields.pointee.role = newValue }
+    }
     /// The cluster time of the entry being applied (or of the last one applied): nanoseconds since
     /// the epoch, stamped by the leader, never going backwards — across leader changes too.
-    public package(set) var time: ClusterTime = .zero
+    public package(set) var time: ClusterTime {
+        get { fields.pointee.time }
+        set { fields.pointee.time = newValue }
+    }
     /// The log position after the entry being applied (or the last one applied).
-    public package(set) var logPosition: LogPosition = .zero
+    public package(set) var logPosition: LogPosition {
+        get { fields.pointee.logPosition }
+        set { fields.pointee.logPosition = newValue }
+    }
     /// True while an entry is being applied: timers may be scheduled and cancelled only then.
-    public package(set) var isApplyingEntry = false
-    package weak var control: (any ClusterControl)?
+    public package(set) var isApplyingEntry: Bool {
+        get { fields.pointee.isApplyingEntry }
+        set { fields.pointee.isApplyingEntry = newValue }
+    }
+    private struct Fields {
+        var role: ClusterRole = .follower
+        var time: ClusterTime = .zero
+        var logPosition: LogPosition = .zero
+        var isApplyingEntry = false
+    }
+    // Outside the object: stored `var`s of a class are checked for exclusive access at run time on
+    // every access, and the runtime writes these for every entry it applies.
+    private let fields: UnsafeMutablePointer<Fields>
+    /// unowned(unsafe), not weak: a weak reference gives the agent a side table, which makes every
+    /// retain and release of it take the slow path — per message, for each response offered. The
+    /// agent owns this handle and is used only while it applies an entry.
+    package unowned(unsafe) var control: (any ClusterControl)?
 
     /// A handle for member `memberId` (made by the runtime).
     public init(memberId: MemberID) {
         self.memberId = memberId
+        fields = .allocate(capacity: 1)
+        fields.initialize(to: Fields())
+    }
+
+    deinit {
+        fields.deinitialize(count: 1)
+        fields.deallocate()
     }
 
     /// Schedules timer `correlationId` to fire (`ClusteredService.onTimerEvent`) once cluster time

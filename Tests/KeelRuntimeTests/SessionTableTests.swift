@@ -141,6 +141,58 @@ import Testing
         #expect(throws: SessionTableDecodingError.self) { try SessionTable(serialized: badMagic, limits: table.limits) }
     }
 
+    /// The id → slot index against a dictionary, through random opens and closes (ids of the shape
+    /// the leader makes, `term << 32 | counter`, and clustered ones that collide in the probe runs),
+    /// across growths and backward-shift removals.
+    @Test func theSessionIndexAgreesWithADictionary() {
+        var random = SeededRandom(seed: 7)
+        var index = SessionIndex()
+        var model: [Int64: Int] = [:]
+        var nextSlot = 0
+        for step in 0..<20_000 {
+            let id: Int64 = step % 3 == 0 ? Int64(random.next() % 64) + 1 : Int64(random.next() % 4 + 1) << 32 | Int64(random.next() % 300)
+            if let slot = model[id] {
+                #expect(index.slot(of: id) == slot)
+                if random.next() % 2 == 0 {
+                    index.remove(id)
+                    model[id] = nil
+                }
+            } else {
+                #expect(index.slot(of: id) == nil, "step \(step): \(id) not indexed")
+                if model.count < 600 {
+                    index.insert(id, slot: nextSlot)
+                    model[id] = nextSlot
+                    nextSlot += 1
+                }
+            }
+        }
+        #expect(index.count == model.count)
+        for (id, slot) in model where index.slot(of: id) != slot { Issue.record("\(id) should be at slot \(slot)") }
+    }
+
+    /// Closed sessions' slots are reused, and a table reached through different open/close
+    /// histories (so different slots) is equal when the same sessions are open alike.
+    @Test func slotsAreReusedAndEqualityIgnoresThem() throws {
+        var table = SessionTable(limits: ResponseWindowLimits(requestsMax: 4, bytesMax: 1024))
+        for id in Int64(1)...5 { table.open(id: id, secret: UInt64(id), principal: [], timestamp: .zero) }
+        let slotOfFour = table.slot(of: 4)
+        table.close(id: 2)
+        table.close(id: 4)
+        table.open(id: 9, secret: 9, principal: [], timestamp: .zero)
+        #expect(table.slot(of: 9) == slotOfFour)
+        #expect(table.slotCount == 5 && table.count == 4)
+        #expect(table.sortedIDs == [1, 3, 5, 9])
+        #expect(admit(&table, 9, 1) == .apply)
+        #expect(admit(&table, 4, 1) == .unknownSession)
+        var other = SessionTable(limits: table.limits)
+        for id: Int64 in [9, 5, 3, 1] { other.open(id: id, secret: UInt64(id), principal: [], timestamp: .zero) }
+        #expect(other != table)
+        #expect(admit(&other, 9, 1) == .apply)
+        #expect(other == table)
+        #expect(try SessionTable(serialized: table.serialized(), limits: table.limits) == other)
+        #expect(other.serialized() == table.serialized())
+    }
+
     @Test func openEntryPayloadRoundTrips() {
         var buffer = [UInt8](repeating: 0, count: 64)
         let principal = Array("bob".utf8)

@@ -20,14 +20,14 @@ extension SessionTable {
     /// The table as bytes (see the layout above).
     public func serialized() -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(16 + sessions.count * 64)
+        out.reserveCapacity(16 + count * 64)
         append(Self.magic, to: &out)
         append(Self.formatVersion, to: &out)
         append(UInt16(0), to: &out)
-        append(UInt32(sessions.count), to: &out)
+        append(UInt32(count), to: &out)
         append(UInt32(0), to: &out)
         for id in sortedIDs {
-            let session = sessions[id]!
+            let session = self[id]!
             append(session.id, to: &out)
             append(session.secret, to: &out)
             append(session.openedAt.rawValue, to: &out)
@@ -83,9 +83,9 @@ extension SessionTable {
                 }
                 try reader.bytes(length).withUnsafeBytes { window.restore(sequence: sequence, timestamp: timestamp, payload: $0) }
             }
-            sessions[id] = SessionState(
+            insert(SessionState(
                 id: id, secret: secret, principal: principal, openedAt: openedAt, lastActivity: lastActivity,
-                lastAppliedSequence: lastApplied, window: window)
+                lastAppliedSequence: lastApplied, window: window))
         }
         guard reader.offset == bytes.count else { throw reader.error("\(bytes.count - reader.offset) bytes after the last session") }
     }
