@@ -110,3 +110,43 @@ func registerHotPathBenchmarks() {
         }
     }
 }
+
+/// The exactly-once bookkeeping a service agent does per request (issue 8 §7): the session table's
+/// sequence check (`admit`) and the response window's record of the reply (`recordResponse`), with the
+/// default window (1,024 requests, 1 MiB per session), warmed past the point where every window is full
+/// and its buffer has settled. One session (all in cache) and 64 in turn (`keel bench cluster --sessions 64`).
+func registerExactlyOnceBenchmarks() {
+    for sessionCount in [1, 64] {
+        let name = "Sessions:_exactly-once_admit_+_record_100_requests_of_32_B_(\(sessionCount)_session\(sessionCount == 1 ? "" : "s"))"
+        Benchmark(name) { benchmark in exactlyOnceCycles(benchmark, sessionCount: sessionCount) }
+    }
+}
+
+private func exactlyOnceCycles(_ benchmark: Benchmark, sessionCount: Int) {
+    var table = SessionTable(limits: ResponseWindowLimits())
+    for id in 1...sessionCount { table.open(id: Int64(id), secret: UInt64(id), principal: [], timestamp: ClusterTime(rawValue: 1)) }
+    var sequences = [Int64](repeating: 0, count: sessionCount + 1)
+    let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: 32, alignment: 16)
+    defer { payload.deallocate() }
+    payload.initializeMemory(as: UInt8.self, repeating: 5)
+    var next = 0, applied = 0
+    func cycle() {
+        for _ in 0..<100 {
+            let id = next % sessionCount + 1
+            next += 1
+            sequences[id] += 1
+            let timestamp = ClusterTime(rawValue: Int64(next))
+            guard case .apply = table.admit(sessionID: Int64(id), sequence: sequences[id], timestamp: timestamp) else {
+                preconditionFailure("a fresh sequence must be applied")
+            }
+            table.recordResponse(sessionID: Int64(id), sequence: sequences[id], timestamp: timestamp, payload: UnsafeRawBufferPointer(payload))
+            applied += 1
+        }
+    }
+    // Every window full (1,024 requests per session) several times over, so each buffer has settled.
+    for _ in 0..<(4 * 1024 * sessionCount / 100 + 100) { cycle() }
+    benchmark.startMeasurement()
+    for _ in benchmark.scaledIterations { cycle() }
+    benchmark.stopMeasurement()
+    blackHole(applied)
+}

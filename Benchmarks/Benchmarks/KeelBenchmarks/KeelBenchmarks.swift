@@ -19,6 +19,7 @@ let benchmarks: @Sendable () -> Void = {
         thresholds: [.mallocCountTotal: .init(absolute: [.p90: 0])]
     )
     registerHotPathBenchmarks()
+    registerExactlyOnceBenchmarks()
 
     Benchmark("CRC32C_4_KiB") { benchmark in
         let bytes = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)

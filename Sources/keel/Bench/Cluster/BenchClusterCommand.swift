@@ -113,6 +113,7 @@ struct BenchClusterCommand: ParsableCommand {
             machine: machine, command: CommandLine.arguments.joined(separator: " "), sync: members == nil ? sync : "as configured",
             cluster: clusterDescription, messageBytes: size, sessions: sessions, inFlightPerSession: inFlight, warmUpSeconds: warmUp,
             durationSeconds: duration, rates: [], throughput: [], rssAnonMaxBytes: [:])
+        if service == "kv" { report.messages = KeyValueLoad.describe(keyCount: keys, valueBytes: size) }
 
         let addresses: [ClusterMemberAddress]
         if let members {
@@ -208,7 +209,7 @@ struct BenchClusterCommand: ParsableCommand {
             let color = PercentilePlot.palette[(rates.firstIndex(of: entry.rate) ?? 0) % PercentilePlot.palette.count]
             series.append(PercentilePlot.Series(label: "\(entry.system) \(grouped(entry.rate))/s", color: color, dashed: entry.system == "relay", histogram: entry.histogram))
         }
-        let plot = PercentilePlot(title: "keel bench cluster: \(report.cluster), \(size)-byte messages (dashed: TCP relay baseline)", series: series)
+        let plot = PercentilePlot(title: "keel bench cluster: \(report.cluster), \(report.messages ?? "\(size)-byte messages") (dashed: TCP relay baseline)", series: series)
         let svgPath = "\(out)/percentiles.svg"
         switch try plot.write(svgPath: svgPath) {
         case .success(let png): report.pngFile = png

@@ -67,6 +67,8 @@ struct BenchClusterReport: Codable {
     var sync: String
     var cluster: String
     var messageBytes: Int
+    /// What each message is when it is not an echo of `messageBytes` (the kv mix); nil for echo.
+    var messages: String?
     var sessions: Int
     var inFlightPerSession: Int
     var warmUpSeconds: Double
@@ -89,7 +91,7 @@ struct BenchClusterReport: Codable {
 
     func printTable() {
         print("")
-        print("round-trip latency, µs (open loop, from each message's scheduled send time; \(messageBytes)-byte messages, \(sessions) session\(sessions == 1 ? "" : "s"), \(formatFixed(durationSeconds, decimals: 0)) s per rate after \(formatFixed(warmUpSeconds, decimals: 0)) s warm-up)")
+        print("round-trip latency, µs (open loop, from each message's scheduled send time; \(messages ?? "\(messageBytes)-byte messages"), \(sessions) session\(sessions == 1 ? "" : "s"), \(formatFixed(durationSeconds, decimals: 0)) s per rate after \(formatFixed(warmUpSeconds, decimals: 0)) s warm-up)")
         let header = padRight("", 16) + padLeft("offered/s", 11) + padLeft("achieved/s", 12) + PercentileSummary.columnNames.map { padLeft($0, 10) }.joined()
         print(header)
         for rate in rates {

@@ -49,6 +49,13 @@ final class KeyValueLoad {
         Int(((UInt64(bitPattern: index) &* 0x9E37_79B9_7F4A_7C15) >> 32) % UInt64(keyCount))
     }
 
+    /// What the load sends, for report headers: the kv mix, not a message size.
+    static func describe(keyCount: Int, valueBytes: Int) -> String {
+        let put = KeyValueRequest.put(key: key(0), value: [UInt8](repeating: 0, count: valueBytes)).encoded().count
+        let get = KeyValueRequest.get(key: key(0)).encoded().count
+        return "kv requests: 50/50 put (8-byte key, \(valueBytes)-byte value: \(put) B) / get (\(get) B) over \(keyCount) keys"
+    }
+
     /// The largest request (a put), for the client's buffer sizing.
     var requestBytesMax: Int { puts[0].count }
 
