@@ -69,6 +69,9 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
                 }
             }
             // The newest snapshot the local log can continue from: its runtime state goes to both agents.
+            if let installed = snapshots.value.installedPastLogEnd(agent.log.appendedPosition) {
+                try agent.resumeInstall(position: installed.position, term: installed.term)
+            }
             let restored = try snapshots.value.recover(logStart: agent.log.startPosition, logEnd: agent.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)
             if let restored { agent.restore(from: restored) }
             do { try agent.onStart() } catch let error as IOError {

@@ -385,6 +385,19 @@ extension ConsensusAgent {
 }
 
 extension ConsensusAgent {
+    /// At start, before `restore`: a snapshot at `position` (term `term`) installed from a leader is
+    /// in the archive, but the log was not yet reset to it (the node stopped mid-install): finish
+    /// the install — reset the log to start there and tell the core — so that the node restarts
+    /// from the complete new snapshot, never from a mix of it and its old log.
+    public func resumeInstall(position: LogPosition, term: Term) throws {
+        guard position > log.appendedPosition else { return }
+        _ = try? log.commitBatch()
+        try log.reset(to: position, term: term)
+        reportedPersisted = position
+        try step(.snapshotInstalled(position: position, term: term))
+        event("the snapshot at \(position.rawValue) installed from a leader before the stop is past the log's end: the log starts there now")
+    }
+
     /// Moves the log start up to the newest snapshot's position (applied and committed here), as
     /// log compaction does: a follower that needs an earlier position then gets the snapshot. The
     /// simulation's and tests' way to make a leader lack old positions. Returns the new start.

@@ -174,6 +174,17 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
 
     public var newestEntry: SnapshotEntry? { archive.snapshots().last }
 
+    /// A snapshot installed from a leader (written by another member) that is the archive's newest
+    /// and lies past the local log's end: the node stopped after listing it and before resetting its
+    /// log (a crash or power loss mid-install). Its state is committed, so the node goes on from it
+    /// (`ConsensusAgent.resumeInstall`) rather than from the older state its log holds.
+    public func installedPastLogEnd(_ logEnd: LogPosition) -> SnapshotEntry? {
+        guard let newest = archive.snapshots().last, newest.position > logEnd, newest.memberID != memberID,
+              archive.verify(newest) == nil
+        else { return nil }
+        return newest
+    }
+
     public func discardReceived(fileName: String) {
         try? archive.storage.deleteFile(fileName)
     }
