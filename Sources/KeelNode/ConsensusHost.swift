@@ -69,7 +69,7 @@ final class ConsensusHost<Service: ClusteredService>: Agent {
                 }
             }
             // The newest snapshot the local log can continue from: its runtime state goes to both agents.
-            if let installed = snapshots.value.installedPastLogEnd(agent.log.appendedPosition) {
+            if let installed = snapshots.value.newestPastLogEnd(agent.log.appendedPosition) {
                 try agent.resumeInstall(position: installed.position, term: installed.term)
             }
             let restored = try snapshots.value.recover(logStart: agent.log.startPosition, logEnd: agent.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)

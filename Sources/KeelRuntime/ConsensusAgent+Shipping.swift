@@ -385,17 +385,17 @@ extension ConsensusAgent {
 }
 
 extension ConsensusAgent {
-    /// At start, before `restore`: a snapshot at `position` (term `term`) installed from a leader is
-    /// in the archive, but the log was not yet reset to it (the node stopped mid-install): finish
-    /// the install — reset the log to start there and tell the core — so that the node restarts
-    /// from the complete new snapshot, never from a mix of it and its old log.
+    /// At start, before `restore`: the archive's newest snapshot, at `position` (term `term`), lies
+    /// past the log's end (installed from a leader, the node stopped before resetting its log; or
+    /// the log's tail was lost in a power loss): reset the log to start there and tell the core, so
+    /// the node restarts from that complete, committed state — never from a mix of it and its old log.
     public func resumeInstall(position: LogPosition, term: Term) throws {
         guard position > log.appendedPosition else { return }
         _ = try? log.commitBatch()
         try log.reset(to: position, term: term)
         reportedPersisted = position
         try step(.snapshotInstalled(position: position, term: term))
-        event("the snapshot at \(position.rawValue) installed from a leader before the stop is past the log's end: the log starts there now")
+        event("the newest snapshot, at \(position.rawValue), is past the log's end: the log starts there now")
     }
 
     /// Moves the log start up to the newest snapshot's position (applied and committed here), as

@@ -174,14 +174,13 @@ public final class NodeSnapshots<S: Storage>: SnapshotKeeping {
 
     public var newestEntry: SnapshotEntry? { archive.snapshots().last }
 
-    /// A snapshot installed from a leader (written by another member) that is the archive's newest
-    /// and lies past the local log's end: the node stopped after listing it and before resetting its
-    /// log (a crash or power loss mid-install). Its state is committed, so the node goes on from it
-    /// (`ConsensusAgent.resumeInstall`) rather than from the older state its log holds.
-    public func installedPastLogEnd(_ logEnd: LogPosition) -> SnapshotEntry? {
-        guard let newest = archive.snapshots().last, newest.position > logEnd, newest.memberID != memberID,
-              archive.verify(newest) == nil
-        else { return nil }
+    /// The archive's newest snapshot when it lies past the local log's end and verifies: one
+    /// installed from a leader before the log was reset to it (a crash or power loss mid-install),
+    /// or one this member wrote whose log tail a power loss took (replicated mode). A snapshot holds
+    /// only committed state, so the node goes on from it (`ConsensusAgent.resumeInstall`) rather
+    /// than from an older state — which compaction may have made impossible anyway.
+    public func newestPastLogEnd(_ logEnd: LogPosition) -> SnapshotEntry? {
+        guard let newest = archive.snapshots().last, newest.position > logEnd, archive.verify(newest) == nil else { return nil }
         return newest
     }
 

@@ -148,7 +148,7 @@ public final class WholeNodeCluster {
             configuration: ArchiveConfiguration(chunkPayloadBytes: 4096))
         snapshots.eventHandler = { [unowned self] in self.note("m\(index) \($0)") }
         consensus.enableSnapshotShipping(archiveStorage: SimulatedStorage(disk: disk, directory: "archive"))
-        if let installed = snapshots.installedPastLogEnd(consensus.log.appendedPosition) {
+        if let installed = snapshots.newestPastLogEnd(consensus.log.appendedPosition) {
             try consensus.resumeInstall(position: installed.position, term: installed.term)
         }
         let restored = try snapshots.recover(logStart: consensus.log.startPosition, logEnd: consensus.log.appendedPosition, responseWindow: configuration.responseWindow, shared: shared)

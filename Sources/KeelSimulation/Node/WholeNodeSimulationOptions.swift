@@ -34,7 +34,8 @@ public struct WholeNodeSimulationOptions: Sendable {
     public var compactionSlackMaxBytes: Int64?
     /// With snapshots: whether the leader's log start is moved up to its newest snapshot now and
     /// then (as compaction does), so members that are behind — down, cut off, or wiped — are
-    /// caught up by a snapshot shipped from the leader.
+    /// caught up by a snapshot shipped from the leader. Not with `compactionSlackMaxBytes`, where
+    /// compaction moves the log starts.
     public var logStartMoves = true
     /// With snapshots: whether a member's whole disk is wiped now and then (it restarts empty,
     /// same member id, and rejoins through a shipped snapshot).
