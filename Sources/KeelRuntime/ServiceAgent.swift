@@ -37,7 +37,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     public var sessionTable: SessionTable { state.pointee.sessionTable }
     /// Leader: responses not sent because the egress queue was full (they stay in the window, so a
     /// retry of the request still gets them).
-    public private(set) var responsesDroppedEgressFull: Int64 = 0
+    public var responsesDroppedEgressFull: Int64 { state.pointee.responsesDroppedEgressFull }
     /// Every entry below this position has been applied.
     public internal(set) var appliedPosition: LogPosition
     /// The cluster is suspended as of the last entry applied (replicated state; in snapshots).
@@ -53,6 +53,8 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     // generic over `Service`: that struct's metadata was looked up on every access.
     private let servicePointer: UnsafeMutablePointer<Service>
     private let state: UnsafeMutablePointer<ServiceAgentState>
+    /// What the sessions offer their responses to (held strongly by each `ClientSession`).
+    private let port: ServiceEgressPort
     var lastRole: ClusterRole?
     /// Timer events applied that fired a timer (for counters and tests).
     public private(set) var timersFired: Int64 = 0
@@ -102,6 +104,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
         servicePointer.initialize(to: service)
         state = .allocate(capacity: 1)
         state.initialize(to: ServiceAgentState(sessionTable: restoring?.sessions ?? SessionTable(limits: responseWindow)))
+        port = ServiceEgressPort(state: state, egress: egress, shared: shared)
         self.appliedPosition = restoring?.position ?? .zero
         if let restoring {
             timers = restoring.timers
@@ -110,6 +113,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             cluster.logPosition = restoring.position
         }
         overflow.reserveCapacity(64)
+        port.control = self
     }
 
     deinit {
@@ -147,7 +151,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     private func startService() throws {
         let clock = progressClock
         for id in sessionTable.sortedIDs {
-            let session = ClientSession(id: id, principal: sessionTable[id]!.principal, egress: self)
+            let session = ClientSession(id: id, principal: sessionTable[id]!.principal, egress: port)
             session.currentTimestamp = cluster.time
             setSession(session, slot: state.pointee.sessionTable.slot(of: id)!)
         }
@@ -236,7 +240,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             let opening = SessionOpenEntry.decode(frame.payload) ?? (secret: 0, principal: [])
             guard state.pointee.sessionTable.open(id: frame.sessionID, secret: opening.secret, principal: opening.principal, timestamp: frame.timestamp)
             else { return }
-            let session = ClientSession(id: frame.sessionID, principal: opening.principal, egress: self)
+            let session = ClientSession(id: frame.sessionID, principal: opening.principal, egress: port)
             setSession(session, slot: state.pointee.sessionTable.slot(of: frame.sessionID)!)
             session.currentTimestamp = frame.timestamp
             servicePointer.pointee.onSessionOpen(session, timestamp: frame.timestamp)
@@ -385,7 +389,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
             guard sendsEgress else { return }
             state.pointee.sessionTable.forEachResponse(slot: slot, of: sequence) { timestamp, payload in
                 if !egress.offer(kind: .resentResponse, sessionID: frame.sessionID, correlation: sequence, timestamp: timestamp, payload: payload) {
-                    responsesDroppedEgressFull += 1
+                    state.pointee.responsesDroppedEgressFull += 1
                 }
             }
         case .responseNoLongerAvailable(let expected):
@@ -438,9 +442,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// True when the entry being applied may send egress: this replica leads, and the entry is from
     /// its own term on (`SharedNodeState.leaderEgressStart`: a new leader applying entries its
     /// predecessor already answered must not answer them again).
-    var sendsEgress: Bool {
-        shared.currentRole == .leader && state.pointee.applyingPosition.rawValue >= shared.leaderEgressStart.load(ordering: .acquiring)
-    }
+    var sendsEgress: Bool { port.sendsEgress }
 
     // MARK: SessionEgress
 
@@ -450,19 +452,7 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     /// window: `.accepted` either way, so replicas stay alike. Unsolicited messages (sequence 0)
     /// are not kept and report back-pressure.
     public func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult {
-        guard message.count <= egress.maxPayloadBytes else { return .tooLarge }
-        if sequence > 0 {
-            if sessionId == state.pointee.applyingSessionID {
-                state.pointee.sessionTable.recordResponse(slot: state.pointee.applyingSlot, sequence: sequence, timestamp: timestamp, payload: message)
-            } else {
-                state.pointee.sessionTable.recordResponse(sessionID: sessionId, sequence: sequence, timestamp: timestamp, payload: message)
-            }
-        }
-        guard sendsEgress else { return .accepted }
-        if egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) { return .accepted }
-        guard sequence > 0 else { return .backPressured }
-        responsesDroppedEgressFull += 1
-        return .accepted
+        port.offer(sessionId: sessionId, sequence: sequence, timestamp: timestamp, message: message)
     }
 
     /// `SessionEgress`: the same as `Cluster.closeSession(id:)`.
@@ -503,4 +493,52 @@ struct ServiceAgentState {
     /// the window without a lookup (0: none).
     var applyingSessionID: Int64 = 0
     var applyingSlot = 0
+    /// Leader: responses not sent because the egress queue was full.
+    var responsesDroppedEgressFull: Int64 = 0
+}
+
+/// The service agent's egress as its `ClientSession`s see it. Not generic, and not the agent: each
+/// session holds it strongly (a `let`, so an offer retains nothing), and it holds the agent only
+/// unowned — no cycle, and no reference counting of the agent per response (which has a side
+/// table, so its retains take the slow path).
+final class ServiceEgressPort: SessionEgress {
+    let state: UnsafeMutablePointer<ServiceAgentState>
+    let egress: EgressQueue
+    let shared: SharedNodeState
+    /// The agent, for closes; it owns this port.
+    unowned(unsafe) var control: (any ClusterControl)?
+
+    init(state: UnsafeMutablePointer<ServiceAgentState>, egress: EgressQueue, shared: SharedNodeState) {
+        self.state = state
+        self.egress = egress
+        self.shared = shared
+    }
+
+    /// True when the entry being applied may send egress: this replica leads, and the entry is from
+    /// its own term on (`SharedNodeState.leaderEgressStart`: a new leader applying entries its
+    /// predecessor already answered must not answer them again).
+    var sendsEgress: Bool {
+        shared.currentRole == .leader && state.pointee.applyingPosition.rawValue >= shared.leaderEgressStart.load(ordering: .acquiring)
+    }
+
+    /// `ServiceAgent.offer`: kept in the window on every replica, queued on the leader only.
+    func offer(sessionId: Int64, sequence: Int64, timestamp: ClusterTime, message: UnsafeRawBufferPointer) -> OfferResult {
+        guard message.count <= egress.maxPayloadBytes else { return .tooLarge }
+        if sequence > 0 {
+            if sessionId == state.pointee.applyingSessionID {
+                state.pointee.sessionTable.recordResponse(slot: state.pointee.applyingSlot, sequence: sequence, timestamp: timestamp, payload: message)
+            } else {
+                state.pointee.sessionTable.recordResponse(sessionID: sessionId, sequence: sequence, timestamp: timestamp, payload: message)
+            }
+        }
+        guard sendsEgress else { return .accepted }
+        if egress.offer(kind: .response, sessionID: sessionId, correlation: sequence, timestamp: timestamp, payload: message) { return .accepted }
+        guard sequence > 0 else { return .backPressured }
+        state.pointee.responsesDroppedEgressFull += 1
+        return .accepted
+    }
+
+    func requestClose(sessionId: Int64) -> Bool {
+        control?.closeSession(id: sessionId) ?? false
+    }
 }

@@ -63,10 +63,9 @@ public final class ClientSession {
     // exclusive access at run time on every read and write (`swift_beginAccess`), which was a
     // measurable part of applying each message; these are touched only on the service's thread.
     private let fields: UnsafeMutablePointer<Fields>
-    // unowned(unsafe): no unowned reference counting per offer (a strong retain remains, cheap
-    // once the agent has no side table); the runtime that made the session outlives every call
-    // the service makes on it.
-    private unowned(unsafe) let egress: any SessionEgress
+    // Strong and `let`: an offer calls it without retaining it (the runtime's egress does not hold
+    // the sessions, so there is no cycle).
+    private let egress: any SessionEgress
 
     /// A session (made by the runtime).
     public init(id: Int64, principal: [UInt8] = [], egress: any SessionEgress) {
