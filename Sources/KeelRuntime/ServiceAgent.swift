@@ -351,7 +351,14 @@ public final class ServiceAgent<Service: ClusteredService>: Agent, SessionEgress
     private func applyTimerEvent(_ frame: LogFrameView) {
         guard let event = TimerEventPayload.decode(frame.payload) else { return }
         let id = frame.correlationID
-        guard timers.fire(correlationId: id, sequence: event.sequence, at: frame.timestamp) else { return }
+        guard timers.fire(correlationId: id, sequence: event.sequence, at: frame.timestamp) else {
+            // Stale: the replicated state no longer holds this scheduling (fired, cancelled or
+            // rescheduled; sequences are never reused). Resolve it on the consensus side too, or a
+            // leader whose copy still holds it would re-arm and append it again every cycle (seen:
+            // whole-node seed 1000008). An early event (still scheduled) stays to be re-armed.
+            if timers.timers[id]?.sequence != event.sequence { send(.timerFired(correlationId: id, sequence: event.sequence)) }
+            return
+        }
         timersFired += 1
         send(.timerFired(correlationId: id, sequence: event.sequence))
         servicePointer.pointee.onTimerEvent(correlationId: id, timestamp: frame.timestamp)

@@ -136,6 +136,8 @@ struct NodeProcessTests {
         truncated[0] = 200; truncated[4] = 1; truncated[5] = 0x07
         for member in cluster.members {
             for port in [member.clientPort, member.memberPort] {
+                // A serving leader says a majority listens, not every member (slow starts under load).
+                #expect(RawConnection.waitUntilListening(port: port, seconds: 20), "port \(port) never accepted a connection")
                 #expect(try RawConnection.sendAndExpectClose(port: port, bytes: garbage), "port \(port) kept a garbage connection open")
                 #expect(try RawConnection.sendAndExpectClose(port: port, bytes: truncated, shutdownWrite: true),
                         "port \(port) kept a truncated connection open")
@@ -170,6 +172,18 @@ enum RawConnection {
         var timeout = timeval(tv_sec: receiveTimeoutMillis / 1_000, tv_usec: (receiveTimeoutMillis % 1_000) * 1_000)
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         return descriptor
+    }
+
+    /// Whether a connection to `port` was accepted within `seconds` (retried while it is refused).
+    static func waitUntilListening(port: UInt16, seconds: Int) -> Bool {
+        for _ in 0..<(seconds * 10) {
+            if let descriptor = try? connectLoopback(port: port) {
+                close(descriptor)
+                return true
+            }
+            usleep(100_000)
+        }
+        return false
     }
 
     /// Sends `bytes` (then, optionally, ends the stream) and reports whether the peer closed the
