@@ -21,15 +21,8 @@ struct MemberHandshakeTests {
         defer { buffer.deallocate() }
         let length = HandshakeFrame.encode(into: buffer, clusterID: 0xDEAD_BEEF, configurationDigest: 1, memberID: MemberID(1))
         // A leader serving says a majority listens, not member 0 (slow to start on a loaded machine).
-        var reply: [UInt8] = []
-        for attempt in 0..<50 {
-            do {
-                reply = try RawConnection.sendAndCollect(port: target.memberPort, bytes: Array(buffer[0..<length]))
-                break
-            } catch let error as HarnessError where "\(error)".hasSuffix("errno \(ECONNREFUSED)") && attempt < 49 {
-                usleep(200_000)
-            }
-        }
+        #expect(RawConnection.waitUntilListening(port: target.memberPort, seconds: 10), "member 0 never accepted a connection")
+        let reply = try RawConnection.sendAndCollect(port: target.memberPort, bytes: Array(buffer[0..<length]))
 
         let refusal = try reply.withUnsafeBytes { bytes in try HandshakeRefusedFrame(validating: bytes) }
         #expect(refusal.mismatch == .clusterID)
